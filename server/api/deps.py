@@ -1,0 +1,18 @@
+"""Request-scoped access to what ``create_app`` built: nothing is reached through module globals."""
+
+from __future__ import annotations
+
+from fastapi import Request
+
+from server.settings import Settings
+from server.store.store import Store
+
+
+def store(request: Request) -> Store:
+    result: Store = request.app.state.store
+    return result
+
+
+def settings(request: Request) -> Settings:
+    result: Settings = request.app.state.settings
+    return result

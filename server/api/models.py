@@ -1,0 +1,64 @@
+"""Model management routes: tags, show, create, copy, delete. Parse, call the service, render."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from server.protocol import ollama as api
+from server.protocol.base import GoJSONResponse, parse_body
+from server.service import management
+from server.store.create import create_model as create_model_from_spec
+from server.store.store import Store
+from server.streaming import progress_response, run_with_progress
+
+from .deps import store
+
+router = APIRouter()
+StoreDep = Annotated[Store, Depends(store)]
+
+
+@router.api_route("/api/tags", methods=["GET", "HEAD"])
+async def list_models(models: StoreDep) -> GoJSONResponse:
+    return GoJSONResponse(await run_in_threadpool(management.list_models, models))
+
+
+@router.post("/api/show")
+async def show_model(request: Request, models: StoreDep) -> GoJSONResponse:
+    body = parse_body(api.ShowRequest, await request.body())
+    return GoJSONResponse(await run_in_threadpool(management.show_model, models, body))
+
+
+@router.post("/api/create")
+async def create_model(request: Request, models: StoreDep) -> Response:
+    body = parse_body(api.CreateRequest, await request.body())
+    spec = management.spec_from_request(body, store=models)
+
+    def work(report: Callable[[str], None]) -> str:
+        return create_model_from_spec(models, spec, report)
+
+    statuses: AsyncIterator[str] = run_with_progress(work)
+
+    async def progress() -> AsyncIterator[api.ProgressResponse]:
+        async for status in statuses:
+            yield api.ProgressResponse(status=status)
+
+    return await progress_response(progress(), stream=body.stream is not False)
+
+
+@router.post("/api/copy")
+async def copy_model(request: Request, models: StoreDep) -> Response:
+    body = parse_body(api.CopyRequest, await request.body())
+    await run_in_threadpool(management.copy_model, models, body)
+    return Response(status_code=200)
+
+
+@router.delete("/api/delete")
+async def delete_model(request: Request, models: StoreDep) -> Response:
+    body = parse_body(api.DeleteRequest, await request.body())
+    await run_in_threadpool(management.delete_model, models, body)
+    return Response(status_code=200)

@@ -1,0 +1,118 @@
+"""The ``corral`` command: Ollama's verbs, talking to the server at ``OLLAMA_HOST``.
+
+``serve`` runs the server; ``catalog`` works directly on the store at ``OLLAMA_MODELS`` (no server needed);
+every other verb is an HTTP client of a running server, like Ollama's CLI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from server import __version__
+from server.catalog import DEFAULT_CATALOG, CatalogError, apply_catalog, load_catalog
+from server.cli import models
+from server.cli.client import Client, ServerError, ServerUnavailable
+from server.cli.display import Progress, table
+from server.errors import SettingsError
+from server.settings import Settings
+from server.store.store import Store
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
+    """Run one CLI command; returns the process exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.handler is None:
+        parser.print_help(out)
+        return 0
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=logging.DEBUG if settings.debug else logging.INFO, format="%(asctime)s %(levelname)s %(message)s"
+    )
+    if args.handler in (serve, catalog_validate, catalog_apply):
+        try:
+            return int(args.handler(settings, args, out))
+        except CatalogError as exc:
+            print(f"Error: {exc}", file=sys.stderr)
+            return 1
+    client = Client(settings.host.url)
+    try:
+        return int(args.handler(client, args, out))
+    except ServerUnavailable as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
+    except ServerError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        client.close()
+
+
+def serve(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
+    """Run the HTTP server in the foreground on ``OLLAMA_HOST``."""
+    import uvicorn
+
+    from server.app import create_app
+
+    app = create_app(settings)
+    host = settings.host.host or "0.0.0.0"
+    uvicorn.run(app, host=host, port=settings.host.port, log_level="debug" if settings.debug else "info")
+    return 0
+
+
+def catalog_validate(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
+    catalog = load_catalog(Path(args.file))
+    out.write(f"{catalog.path}: {len(catalog.entries)} model(s), valid\n")
+    return 0
+
+
+def catalog_apply(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
+    """Create or update the catalog's models in ``OLLAMA_MODELS`` directly, without a server."""
+    catalog = load_catalog(Path(args.file))
+    progress = Progress()
+    store = Store(settings.models, noprune=settings.noprune)
+    results = apply_catalog(catalog, store, progress.status)
+    progress.done()
+    table(["NAME", "DIGEST", "RESULT"], [[r.name, r.digest, r.action] for r in results], out)
+    if all(r.action == "unchanged" for r in results):
+        out.write("store already matches the catalog; nothing changed\n")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="corral", description="Ollama-compatible LLM serving as infrastructure")
+    parser.add_argument("-v", "--version", action="version", version=f"corral version is {__version__}")
+    parser.set_defaults(handler=None)
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+    settings_help = "\n".join(
+        f"  {env:<26} {meaning} (default: {default})" for env, default, meaning in Settings.describe()
+    )
+    p = sub.add_parser(
+        "serve",
+        help="Start the server",
+        description=f"Start the server.\n\nEnvironment variables:\n{settings_help}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.set_defaults(handler=serve)
+    models.add_parsers(sub)
+    p = sub.add_parser("catalog", help="Validate or apply a model catalog (works on OLLAMA_MODELS directly)")
+    catalog_sub = p.add_subparsers(title="catalog commands", metavar="COMMAND", required=True)
+    for name, handler, text in (
+        ("validate", catalog_validate, "Check a catalog file against its schema"),
+        ("apply", catalog_apply, "Create or update the catalog's models in the store"),
+    ):
+        c = catalog_sub.add_parser(name, help=text)
+        c.add_argument(
+            "file", nargs="?", default=str(DEFAULT_CATALOG), help=f"catalog file (default: {DEFAULT_CATALOG})"
+        )
+        c.set_defaults(handler=handler)
+    return parser

@@ -1,0 +1,126 @@
+"""Shared wire plumbing: request decoding with Ollama's error texts, and Go-style JSON responses.
+
+Request bodies are decoded strictly (a number where a string belongs is an error, as in Go), unknown fields
+are ignored (as Go's decoder does), and errors read like Go's ``encoding/json`` messages, e.g.
+``json: cannot unmarshal number into Go struct field CreateRequest.model of type string``.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import Any, ClassVar, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+from starlette.responses import Response
+
+from server import gojson
+from server.errors import BadRequest
+
+M = TypeVar("M", bound="WireModel")
+
+_JSON_TYPES = {dict: "object", list: "array", str: "string", bool: "bool", int: "number", float: "number"}
+_GO_TYPES = {
+    "string_type": "string",
+    "int_type": "int",
+    "int_from_float": "int",
+    "float_type": "float64",
+    "bool_type": "bool",
+    "list_type": "[]interface {}",
+    "dict_type": "map[string]interface {}",
+    "model_type": "struct",
+    "model_attributes_type": "struct",
+}
+
+
+class WireModel(BaseModel):
+    """Base of every request and response body. ``go_name`` is the Go struct name used in error texts."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, strict=True)
+    go_name: ClassVar[str] = ""
+
+    def to_wire(self) -> dict[str, Any]:
+        """The JSON object as Ollama sends it: fields left as None are omitted (Go's ``omitempty``)."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def parse_body(model: type[M], body: bytes) -> M:
+    """Decode a JSON request body into ``model`` or raise ``BadRequest`` with Ollama's texts."""
+    if not body.strip():
+        raise BadRequest("missing request body")
+    try:
+        raw = json.loads(body)
+    except json.JSONDecodeError as exc:
+        raise BadRequest(_syntax_error(body, exc)) from exc
+    except UnicodeDecodeError as exc:
+        raise BadRequest("invalid character in request body: not UTF-8") from exc
+    if not isinstance(raw, dict):
+        raise BadRequest(f"json: cannot unmarshal {_json_type(raw)} into Go value of type api.{model.go_name}")
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise BadRequest(_type_error(model, raw, exc)) from exc
+
+
+def _syntax_error(body: bytes, exc: json.JSONDecodeError) -> str:
+    if exc.pos >= len(exc.doc.rstrip()):
+        return "unexpected EOF"
+    char = exc.doc[exc.pos]
+    return f"invalid character {char!r} looking for beginning of value"
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    return _JSON_TYPES.get(type(value), "value")
+
+
+def _type_error(model: type[WireModel], raw: dict[str, Any], exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    location = [str(part) for part in error["loc"] if not isinstance(part, int)]
+    field = ".".join(location) or "?"
+    value: Any = raw
+    for part in error["loc"]:
+        try:
+            value = value[part]
+        except (KeyError, IndexError, TypeError):
+            break
+    if error["type"] in _GO_TYPES:
+        return (
+            f"json: cannot unmarshal {_json_type(value)} into Go struct field {model.go_name}.{field} "
+            f"of type {_GO_TYPES[error['type']]}"
+        )
+    return f"invalid value for field {field}: {error['msg']}"
+
+
+class GoJSONResponse(Response):
+    """A JSON response encoded the way Ollama's Go server encodes it."""
+
+    media_type = "application/json; charset=utf-8"
+
+    def render(self, content: Any) -> bytes:
+        if isinstance(content, WireModel):
+            content = content.to_wire()
+        return gojson.dumps(content).encode()
+
+
+def ndjson_line(item: WireModel | dict[str, Any]) -> bytes:
+    """One NDJSON line: compact Go-style JSON and a newline."""
+    payload = item.to_wire() if isinstance(item, WireModel) else item
+    return gojson.encode(payload)
+
+
+
+def rfc3339(moment: datetime) -> str:
+    """Go's RFC 3339 with sub-seconds, trailing zeros trimmed; ``Z`` for UTC (and naive times), else the
+    local offset, as Go prints ``time.Time`` values."""
+    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
+    if moment.microsecond:
+        text += f".{moment.microsecond:06d}".rstrip("0")
+    offset = moment.utcoffset()
+    if offset is None or offset == timedelta(0):
+        return text + "Z"
+    seconds = int(offset.total_seconds())
+    sign = "+" if seconds >= 0 else "-"
+    seconds = abs(seconds)
+    return f"{text}{sign}{seconds // 3600:02d}:{seconds % 3600 // 60:02d}"

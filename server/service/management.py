@@ -1,0 +1,263 @@
+"""Model management, shared by every surface (HTTP API, CLI through the API, catalog apply).
+
+Functions take a ``Store`` and plain values, return wire models or raise typed errors with Ollama's texts.
+They are blocking (file I/O and store locks); the API layer runs them in a worker thread.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+from server.errors import BadRequest, InvalidDigest, InvalidModelName, ModelNotFound, TemplateError
+from server.gotemplate import Template
+from server.options import format_parameter_lines
+from server.protocol import ollama as api
+from server.protocol.base import rfc3339
+from server.store.blobs import Digest
+from server.store.create import CreateSpec, create_model
+from server.store.gguf_info import GGUFInfo, read_gguf
+from server.store.modelfile import Modelfile, parse_modelfile, render_modelfile
+from server.store.names import ModelName
+from server.store.store import ModelContent, Store, StoredManifest
+
+Progress = Callable[[str], None]
+
+
+def list_models(store: Store) -> api.ListResponse:
+    """``/api/tags``: every model, newest first."""
+    stored = sorted(store.all(), key=lambda s: s.modified, reverse=True)
+    return api.ListResponse(
+        models=[
+            api.ListModel(
+                name=s.name.display,
+                model=s.name.display,
+                modified_at=rfc3339(s.modified_at),
+                size=s.manifest.size,
+                digest=s.digest,
+                details=details(store, s),
+            )
+            for s in stored
+        ]
+    )
+
+
+def details(store: Store, stored: StoredManifest) -> api.ModelDetails:
+    config = store.config(stored)
+    model_layer = stored.manifest.find("application/vnd.ollama.image.model")
+    return api.ModelDetails(
+        parent_model=model_layer.from_ if model_layer else "",
+        format=config.model_format,
+        family=config.model_family,
+        families=list(config.model_families) or None,
+        parameter_size=config.model_type,
+        quantization_level=config.file_type,
+    )
+
+
+def show_model(store: Store, request: api.ShowRequest) -> api.ShowResponse:
+    """``/api/show``: details, parameters, template, Modelfile, GGUF metadata and capabilities."""
+    text = request.model or request.name
+    if not text:
+        raise BadRequest("model is required")
+    name = ModelName.parse(text)
+    stored = store.get(name)
+    if stored is None:
+        raise ModelNotFound(f"model '{name.display}' not found")
+    content = store.content(stored)
+    info = read_gguf(content.model_path, full_arrays=request.verbose) if content.model_path else None
+    parameters = {**content.parameters, **(request.options or {})}
+    system = request.system if request.system is not None else content.system
+    return api.ShowResponse(
+        license="\n".join(content.licenses) or None,
+        modelfile=modelfile_text(stored, content, parameters=parameters, system=system),
+        parameters=format_parameter_lines(parameters) or None,
+        template=content.template or None,
+        system=system or None,
+        details=details(store, stored),
+        messages=content.messages or None,
+        model_info=info.model_info() if info else {},
+        tensors=[api.Tensor(name=t.name, type=t.type, shape=list(t.shape)) for t in info.tensors]
+        if info and request.verbose
+        else None,
+        capabilities=capabilities(info, content),
+        modified_at=rfc3339(stored.modified_at),
+    )
+
+
+def modelfile_text(stored: StoredManifest, content: ModelContent, *, parameters: dict[str, Any], system: str) -> str:
+    """The Modelfile ``ollama show --modelfile`` prints; it parses back into the same model."""
+    return render_modelfile(
+        from_=str(content.model_path) if content.model_path else stored.name.display,
+        template=content.template or None,
+        system=system or None,
+        parameters=parameters,
+        licenses=content.licenses,
+        messages=[(str(m.get("role", "")), str(m.get("content", ""))) for m in content.messages],
+        adapters=[str(p) for p in content.adapter_paths],
+        header_for=stored.name.display,
+    )
+
+
+def capabilities(info: GGUFInfo | None, content: ModelContent) -> list[str]:
+    """Ollama's derivation: embedding models have ``<arch>.pooling_type``; tools and insert come from what
+    the template references; vision from the GGUF or a projector layer; the config's list is added."""
+    caps: list[str] = []
+    if info is not None:
+        caps.append("embedding" if info.is_embedding else "completion")
+        if info.has_vision or content.projector_paths:
+            caps.append("vision")
+    if content.template:
+        try:
+            template = Template.parse(content.template)
+        except TemplateError:
+            template = None
+        if template is not None:
+            if template.references("Tools"):
+                caps.append("tools")
+            if template.references("Suffix"):
+                caps.append("insert")
+            if template.references("Thinking"):
+                caps.append("thinking")
+    caps += [c for c in content.config.capabilities if c not in caps]
+    return caps
+
+
+def create(store: Store, request: api.CreateRequest, progress: Progress, *, base_dir: Path | None = None) -> str:
+    """``/api/create`` in its JSON form, or the legacy ``modelfile`` form parsed here. Returns the digest."""
+    return create_model(store, spec_from_request(request, store=store, base_dir=base_dir), progress)
+
+
+def spec_from_request(
+    request: api.CreateRequest, *, store: Store | None = None, base_dir: Path | None = None
+) -> CreateSpec:
+    """Validate a create request into a ``CreateSpec``; all input errors are raised before anything is
+    written."""
+    name = ModelName.parse(request.model or request.name)
+    if request.quantize or request.quantization:
+        raise BadRequest("quantization is not supported by this server; create from already quantized GGUF weights")
+    if request.modelfile is not None and not request.from_ and not request.files and store is not None:
+        return _legacy_spec(name, request.modelfile, base_dir, store)
+    licenses = [request.license] if isinstance(request.license, str) else request.license
+    return CreateSpec(
+        name=name,
+        from_=request.from_ or None,
+        files=_digests(request.files),
+        adapters=_digests(request.adapters),
+        template=request.template,
+        system=request.system,
+        license=tuple(licenses) if licenses is not None else None,
+        parameters=request.parameters,
+        messages=tuple(request.messages) if request.messages is not None else None,
+        requires=request.requires,
+    )
+
+
+def _digests(files: dict[str, str] | None) -> dict[str, Digest]:
+    out: dict[str, Digest] = {}
+    for path, digest in (files or {}).items():
+        normalized = posixpath.normpath(path)
+        if path.startswith("/") or normalized.startswith("..") or normalized != path or "\\" in path:
+            raise BadRequest("file path must be relative")
+        out[path] = Digest.parse(digest) if digest else _invalid_digest()
+    return out
+
+
+def _invalid_digest() -> Digest:
+    raise InvalidDigest()
+
+
+def _legacy_spec(name: ModelName, text: str, base_dir: Path | None, store: Store) -> CreateSpec:
+    request = request_from_modelfile(
+        name.display, parse_modelfile(text), base_dir or Path.cwd(), lambda path: store.blobs.import_file(path).digest
+    )
+    return spec_from_request(request)
+
+
+def request_from_modelfile(
+    model: str, modelfile: Modelfile, base_dir: Path, upload: Callable[[Path], Digest]
+) -> api.CreateRequest:
+    """Turn a parsed Modelfile into the JSON create request, as Ollama's CLI does.
+
+    ``FROM`` and ``ADAPTER`` paths (``~`` expanded, relative to ``base_dir``) that exist are handed to
+    ``upload`` (an HTTP blob upload for the CLI, a direct import for catalog apply) and sent as ``files`` /
+    ``adapters``; ``FROM @sha256:...`` names a blob already uploaded; anything else is a model name.
+    """
+    files: dict[str, str] | None = None
+    from_: str | None = None
+    source = modelfile.from_
+    blob = source[1:] if source.startswith("@") else source
+    if blob.startswith("sha256:") or blob.startswith("sha256-"):
+        files = {"model.gguf": str(Digest.parse(blob))}
+    elif (path := _local_path(source, base_dir)) is not None:
+        files = {path.name: str(upload(path))}
+    else:
+        from_ = source
+    adapters: dict[str, str] = {}
+    for adapter in modelfile.adapters:
+        adapter_path = _local_path(adapter, base_dir)
+        if adapter_path is None:
+            raise BadRequest(f"adapter file {adapter!r} does not exist")
+        adapters[adapter_path.name] = str(upload(adapter_path))
+    return api.CreateRequest.model_validate(
+        {
+            "model": model,
+            "from": from_,
+            "files": files,
+            "adapters": adapters or None,
+            "template": modelfile.template,
+            "system": modelfile.system,
+            "license": list(modelfile.licenses) or None,
+            "parameters": dict(modelfile.parameters) or None,
+            "messages": [{"role": role, "content": content} for role, content in modelfile.messages] or None,
+            "requires": modelfile.requires,
+        }
+    )
+
+
+def _local_path(text: str, base_dir: Path) -> Path | None:
+    path = Path(text).expanduser()
+    if not path.is_absolute():
+        path = base_dir / path
+    if path.is_file():
+        return path
+    if path.exists() or text.startswith(("./", "../", "/", "~")):
+        raise BadRequest(f"FROM {text!r} is not a file; give a GGUF file or a model name")
+    return None
+
+
+def copy_model(store: Store, request: api.CopyRequest) -> None:
+    source = ModelName.try_parse(request.source)
+    if source is None:
+        raise InvalidModelName(f'source "{request.source}" is invalid')
+    destination = ModelName.try_parse(request.destination)
+    if destination is None:
+        raise InvalidModelName(f'destination "{request.destination}" is invalid')
+    stored = store.get(source)
+    if stored is None:
+        raise ModelNotFound(f'model "{request.source}" not found')
+    store.copy(stored, destination)
+
+
+def delete_model(store: Store, request: api.DeleteRequest) -> list[Digest]:
+    text = request.model or request.name
+    name = ModelName.try_parse(text)
+    if name is None:
+        raise InvalidModelName(f'name "{text}" is invalid')
+    stored = store.get(name)
+    if stored is None:
+        raise ModelNotFound(f"model '{text}' not found")
+    return store.delete(stored)
+
+
+async def upload_blob(store: Store, digest: Digest, body: AsyncIterator[bytes]) -> bool:
+    """Store an uploaded blob if it is new; returns True when it was created. A body that does not hash to
+    ``digest`` (or is cut short) raises and leaves nothing behind."""
+    if store.blobs.exists(digest):
+        async for _ in body:
+            pass
+        return False
+    written = await store.blobs.write_async_stream(body, digest)
+    return written.created

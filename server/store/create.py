@@ -1,0 +1,205 @@
+"""``create``: build a model's layers and write its manifest, as Ollama's current create does.
+
+The input is the JSON form of ``/api/create`` (``CreateSpec``): weights come either from an existing model
+(``from``) or from GGUF blobs already in the store (``files``); template, system, license, parameters and
+messages layers replace or extend what the base model had. Progress is reported through a callback with
+Ollama's status strings. Every layer is stored before the manifest is written, and the manifest write is a
+single atomic rename, so a failed or interrupted create leaves the store as it was (at most some blobs that
+the start-up prune removes).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from server import gojson
+from server.errors import BadRequest, DigestMismatch, InvalidModelFile, ModelNotFound, TemplateError
+from server.gotemplate import Template
+from server.store.blobs import Digest
+from server.store.gguf_info import GGUFInfo, read_gguf
+from server.store.manifest import CONFIG_MEDIA_TYPE, Layer, Manifest, MediaType, ModelConfig
+from server.store.names import ModelName
+from server.store.store import Store
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class CreateSpec:
+    """What to build. Mirrors the JSON body of ``POST /api/create``."""
+
+    name: ModelName
+    from_: str | None = None
+    files: Mapping[str, Digest] = field(default_factory=dict)
+    adapters: Mapping[str, Digest] = field(default_factory=dict)
+    template: str | None = None
+    system: str | None = None
+    license: tuple[str, ...] | None = None
+    parameters: Mapping[str, Any] | None = None
+    messages: tuple[Mapping[str, Any], ...] | None = None
+    requires: str | None = None
+
+
+@dataclass
+class _Build:
+    layers: list[Layer]
+    config: ModelConfig
+    created: set[Digest] = field(default_factory=set)
+
+    def statuses(self) -> list[str]:
+        """One line per final layer, as Ollama reports them after all layers are built."""
+        return [
+            f"{'creating new layer' if layer.digest in self.created else 'using existing layer'} {layer.digest}"
+            for layer in self.layers
+        ]
+
+
+def create_model(store: Store, spec: CreateSpec, progress: Progress, *, expected: str | None = None) -> str:
+    """Create ``spec.name`` in ``store``; returns the new manifest digest (hex).
+
+    With ``expected`` (a manifest digest), a build that comes out different raises ``DigestMismatch`` and the
+    manifest is not written.
+
+    Raises ``BadRequest`` subclasses for invalid input (missing weights, a blob that is not GGUF, a template
+    that does not parse, more than one adapter) before anything is written, and ``ModelNotFound`` when
+    ``from`` names a model the store does not have.
+    """
+    if not spec.from_ and not spec.files:
+        raise BadRequest("neither 'from' or 'files' was specified")
+    if len(spec.adapters) > 1:
+        raise BadRequest("only one adapter is currently supported")
+    if spec.template:
+        try:
+            Template.parse(spec.template)
+        except TemplateError as exc:
+            raise TemplateError(f"template error: {exc}") from exc
+    with store.lock(exclusive=False):
+        build = _base(store, spec)
+        _add_adapters(store, spec, build)
+        _apply_text_layers(store, spec, build)
+        # Statuses are reported once every input has been checked, so that a bad request fails with its
+        # real status code instead of an error line in a stream that already said 200.
+        if spec.files:
+            progress("parsing GGUF")
+        for status in build.statuses():
+            progress(status)
+        progress("writing manifest")
+        config_blob = store.blobs.write_bytes(build.config.encode([layer.digest for layer in build.layers]))
+        config = Layer(CONFIG_MEDIA_TYPE, config_blob.digest, config_blob.size)
+        manifest = Manifest(config=config, layers=tuple(build.layers))
+        if expected is not None and Digest.from_bytes(manifest.encode()).hex != expected:
+            raise DigestMismatch(f"sha256:{expected}", str(Digest.from_bytes(manifest.encode())))
+        digest = store.write_manifest(spec.name, manifest)
+    progress("success")
+    return digest
+
+
+def config_for(info: GGUFInfo, *, requires: str = "") -> ModelConfig:
+    """The config blob Ollama writes for GGUF weights."""
+    return ModelConfig(
+        model_format="gguf",
+        model_family=info.architecture,
+        model_families=(info.architecture,) if info.architecture else (),
+        model_type=human_number(info.parameter_count),
+        file_type=info.file_type,
+        requires=requires,
+    )
+
+
+def human_number(count: int) -> str:
+    """Ollama's parameter-size format: ``8B``, ``7.6B``, ``134.52M``, ``500K``."""
+    if count >= 1_000_000_000:
+        value = count / 1_000_000_000
+        return f"{value:.0f}B" if value.is_integer() else f"{value:.1f}B"
+    if count >= 1_000_000:
+        value = count / 1_000_000
+        return f"{value:.0f}M" if value.is_integer() else f"{value:.2f}M"
+    if count >= 1_000:
+        return f"{count / 1000:.0f}K"
+    return str(count)
+
+
+def _base(store: Store, spec: CreateSpec) -> _Build:
+    if spec.files:
+        if len(spec.files) > 1:
+            raise BadRequest("only one GGUF file is supported per model")
+        digest = next(iter(spec.files.values()))
+        info = _gguf_blob(store, digest)
+        layer = Layer(MediaType.MODEL, digest, store.blobs.size(digest))
+        return _Build(layers=[layer], config=config_for(info, requires=spec.requires or ""))
+    assert spec.from_ is not None
+    base_name = ModelName.try_parse(spec.from_)
+    base = store.get(base_name) if base_name else None
+    if base is None:
+        raise ModelNotFound(f"model '{spec.from_}' not found")
+    # Ollama re-reads every inherited layer with the base's short name as its source.
+    parent = base.name.display
+    layers = [
+        Layer(layer.media_type, layer.digest, layer.size, parent, layer.name)
+        for layer in base.manifest.layers
+        if layer.media_type != MediaType.EMBED
+    ]
+    config = store.config(base)
+    if spec.requires:
+        config = dataclasses.replace(config, requires=spec.requires)
+    return _Build(layers=layers, config=config)
+
+
+def _gguf_blob(store: Store, digest: Digest) -> GGUFInfo:
+    if not store.blobs.exists(digest):
+        raise BadRequest(f"blob {digest} not found, upload it with POST /api/blobs/{digest} first")
+    try:
+        return read_gguf(store.blobs.path(digest))
+    except InvalidModelFile:
+        raise
+    except Exception as exc:  # a damaged file must never take the server down
+        raise InvalidModelFile(f"supplied file was not in GGUF format: {exc}") from exc
+
+
+def _add_adapters(store: Store, spec: CreateSpec, build: _Build) -> None:
+    for digest in spec.adapters.values():
+        _gguf_blob(store, digest)
+        build.layers = [layer for layer in build.layers if layer.media_type != MediaType.ADAPTER]
+        build.layers.append(Layer(MediaType.ADAPTER, digest, store.blobs.size(digest)))
+
+
+def _apply_text_layers(store: Store, spec: CreateSpec, build: _Build) -> None:
+    """Ollama's overlay (``ApplyModelfileLayers``): an empty value leaves the inherited layer alone; template
+    and system replace, licenses are appended, parameters are merged over the inherited ones (request wins),
+    messages replace. JSON layers are written as Go's encoder writes them (sorted map keys, a newline)."""
+    if spec.template:
+        _replace(store, build, [MediaType.TEMPLATE, MediaType.PROMPT], MediaType.TEMPLATE, [spec.template.encode()])
+    if spec.system:
+        _replace(store, build, [MediaType.SYSTEM], MediaType.SYSTEM, [spec.system.encode()])
+    if spec.license:
+        _replace(store, build, [], MediaType.LICENSE, [text.encode() for text in spec.license])
+    if spec.parameters:
+        merged = {**_inherited_params(store, build), **spec.parameters}
+        _replace(store, build, [MediaType.PARAMS], MediaType.PARAMS, [gojson.encode(merged, sort_keys=True)])
+    if spec.messages:
+        encoded = gojson.encode([dict(m) for m in spec.messages])
+        _replace(store, build, [MediaType.MESSAGES], MediaType.MESSAGES, [encoded])
+
+
+def _inherited_params(store: Store, build: _Build) -> dict[str, Any]:
+    for layer in build.layers:
+        if layer.media_type == MediaType.PARAMS:
+            try:
+                loaded = json.loads(store.blobs.read_bytes(layer.digest))
+            except (OSError, ValueError):
+                return {}
+            return loaded if isinstance(loaded, dict) else {}
+    return {}
+
+
+def _replace(store: Store, build: _Build, remove: list[str], media_type: str, blobs: list[bytes]) -> None:
+    build.layers = [layer for layer in build.layers if layer.media_type not in remove]
+    for data in blobs:
+        written = store.blobs.write_bytes(data)
+        build.layers.append(Layer(media_type, written.digest, written.size))
+        if written.created:
+            build.created.add(written.digest)

