@@ -18,7 +18,7 @@ from server.catalog import DEFAULT_CATALOG, CatalogError, apply_catalog, load_ca
 from server.cli import models
 from server.cli.client import Client, ServerError, ServerUnavailable
 from server.cli.display import Progress, table
-from server.errors import SettingsError
+from server.errors import ApiError, SettingsError
 from server.settings import Settings
 from server.store.store import Store
 
@@ -35,10 +35,13 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
     except SettingsError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 2
+    # Client commands print only what the user asked for; the server and catalog log what they do.
+    local = args.handler in (serve, catalog_validate, catalog_apply)
     logging.basicConfig(
-        level=logging.DEBUG if settings.debug else logging.INFO, format="%(asctime)s %(levelname)s %(message)s"
+        level=logging.DEBUG if settings.debug else logging.INFO if local else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    if args.handler in (serve, catalog_validate, catalog_apply):
+    if local:
         try:
             return int(args.handler(settings, args, out))
         except CatalogError as exc:
@@ -50,9 +53,13 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
     except ServerUnavailable as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 1
-    except ServerError as exc:
+    except (ServerError, ApiError) as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # The reader went away (`corral show x | head`): not an error of ours.
+        sys.stderr.close()
+        return 0
     finally:
         client.close()
 

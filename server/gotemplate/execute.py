@@ -142,7 +142,7 @@ class _State:
         if isinstance(value, int) and not isinstance(value, bool):
             if len(node.pipe.decl) > 1:
                 self.fail(f"can't use {value} to iterate over more than one variable")
-            return [(i, i) for i in range(value)]
+            return ((i, i) for i in range(value))
         self.at(node)
         self.fail(f"range can't iterate over {format_value(value)}")
 
@@ -283,7 +283,6 @@ class _State:
     def eval_function(
         self, dot: object, ident: IdentifierNode, cmd: CommandNode | IdentifierNode, args: ArgNodes, final: object
     ) -> object:
-        self.at(ident)
         name = ident.name
         function = self.functions[name]
         self.at(cmd)

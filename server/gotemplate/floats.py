@@ -47,11 +47,8 @@ def format_float(value: float, fmt: str, prec: int) -> str:
     sign = "-" if math.copysign(1.0, value) < 0 else ""
     upper = fmt in "EG"
     if prec >= 0:
-        if fmt in "gG":
-            body = format(abs(value), f".{max(prec, 1)}{fmt}")
-        else:
-            body = format(abs(value), f".{prec}{fmt.lower() if fmt == 'f' else fmt}")
-        return sign + body
+        # Python rounds the exact binary value half-to-even, as strconv does.
+        return sign + format(abs(value), f".{max(prec, 1) if fmt in 'gG' else prec}{fmt}")
     digits, dp = _shortest_digits(value)
     if fmt in "eE":
         return sign + _format_e(digits, dp, upper)

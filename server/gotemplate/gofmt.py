@@ -84,7 +84,7 @@ def _format_int(value: int, spec: _Spec) -> str:
 
 def _format_float(value: float, spec: _Spec) -> str:
     verb = spec.verb
-    if verb not in "vbeEfFgG" or verb == "b":
+    if verb not in "veEfFgG":
         return _bad_verb(value, spec)
     code = {"v": "g", "F": "f"}.get(verb, verb)
     precision = spec.precision if spec.precision is not None else (6 if code in "eEf" else -1)

@@ -11,9 +11,12 @@ it meets first, as Go does.
 
 from __future__ import annotations
 
+import bisect
 import enum
 import unicodedata
 from dataclasses import dataclass
+
+from .literals import quote
 
 __all__ = ["KEYWORDS", "Token", "TokenKind", "is_alphanumeric", "lex"]
 
@@ -71,13 +74,8 @@ class Token:
         if self.kind in (TokenKind.KEYWORD, TokenKind.NIL, TokenKind.DOT):
             return f"<{self.value}>"
         if len(self.value) > 10:
-            return _quote_simple(self.value[:10]) + "..."
-        return _quote_simple(self.value)
-
-
-def _quote_simple(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t")
-    return f'"{escaped.replace(chr(13), chr(92) + "r")}"'
+            return quote(self.value[:10]) + "..."
+        return quote(self.value)
 
 
 def is_alphanumeric(ch: str) -> bool:
@@ -96,9 +94,10 @@ class _Lexer:
         self.text = text
         self.tokens: list[Token] = []
         self.paren_depth = 0
+        self.newlines = [i for i, ch in enumerate(text) if ch == "\n"]
 
     def line_at(self, pos: int) -> int:
-        return self.text.count("\n", 0, pos) + 1
+        return bisect.bisect_left(self.newlines, pos) + 1
 
     def emit(self, kind: TokenKind, start: int, end: int) -> None:
         self.tokens.append(Token(kind, self.text[start:end], start, self.line_at(start)))
@@ -193,11 +192,10 @@ class _Lexer:
 
     def scan_item(self, ch: str, pos: int) -> int:
         """Emit one token inside an action starting with ``ch`` at ``pos``; returns the next position or -1."""
-        simple = {"=": TokenKind.ASSIGN, "|": TokenKind.PIPE}
         if ch in SPACE_CHARS:
             return self.space(pos)
-        if ch in simple:
-            self.emit(simple[ch], pos, pos + 1)
+        if ch in ("=", "|"):
+            self.emit(TokenKind.ASSIGN if ch == "=" else TokenKind.PIPE, pos, pos + 1)
             return pos + 1
         if ch == ":":
             if self.peek(pos + 1) != "=":
@@ -302,14 +300,14 @@ class _Lexer:
     def number(self, pos: int) -> int:
         end = self.scan_number(pos)
         if end >= 0 and self.text[pos:end].endswith("i"):
-            self.fail(f"complex constants are not supported: {_quote_simple(self.text[pos:end])}", pos)
+            self.fail(f"complex constants are not supported: {quote(self.text[pos:end])}", pos)
             return -1
         if end < 0 or (self.peek(end) and self.peek(end) in "+-"):
             # A sign right after a number is Go's complex form (1+2i), which is not supported either.
             stop = pos + 1
             while self.peek(stop) and not (self.peek(stop) in SPACE_CHARS or self.text.startswith(RIGHT_DELIM, stop)):
                 stop += 1
-            self.fail(f"bad number syntax: {_quote_simple(self.text[pos:stop])}", pos)
+            self.fail(f"bad number syntax: {quote(self.text[pos:stop])}", pos)
             return -1
         self.emit(TokenKind.NUMBER, pos, end)
         return end

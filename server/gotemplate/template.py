@@ -161,10 +161,9 @@ class Template:
         """
         template = cls(parse(text, FUNCTIONS), text)
         if append_response and not (template.references("Messages") or template.references("Response")):
-            response = ActionNode(
-                len(text),
-                PipeNode(len(text), (), False, (CommandNode(len(text), (FieldNode(len(text), ("Response",)),)),)),
-            )
+            end = len(text)
+            command = CommandNode(end, (FieldNode(end, ("Response",)),))
+            response = ActionNode(end, PipeNode(end, (), False, (command,)))
             template = cls(ListNode(0, (*template.root.nodes, response)), text)
         return template
 

@@ -97,3 +97,23 @@ def test_bad_setting_fails_naming_the_variable(monkeypatch, capsys) -> None:
     monkeypatch.setenv("OLLAMA_NUM_PARALLEL", "lots")
     assert run("list")[0] == 2
     assert "OLLAMA_NUM_PARALLEL" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("from_line", "error"),
+    [
+        ("./missing.gguf", "Error: FROM './missing.gguf' is not a file"),
+        ("./junk.gguf", "Error: supplied file was not in GGUF format"),
+        ("no-such-model", "Error: model 'no-such-model' not found"),
+    ],
+)
+def test_create_with_bad_from_fails_clearly_and_leaves_store_unchanged(
+    cli_server, tmp_path, capsys, from_line: str, error: str
+) -> None:
+    (tmp_path / "junk.gguf").write_bytes(b"not a model at all" * 64)
+    path = tmp_path / "Modelfile"
+    path.write_text(f"FROM {from_line}\n")
+    manifests = cli_server.settings.models / "manifests"
+    assert run("create", "m", "-f", str(path))[0] == 1
+    assert capsys.readouterr().err.splitlines()[-1].startswith(error)
+    assert not manifests.exists() or not any(manifests.rglob("*"))

@@ -35,8 +35,8 @@ def render(source: str, data: object = DATA) -> str:
         pytest.param("{{ (.Nested.A).B.C }}", "deep", id="chain-on-parenthesized"),
         pytest.param("{{ .Msg.Role }} {{ .Msg.ToolCallID }}", "user call_1", id="struct-go-names"),
         pytest.param('{{ "a" | printf "%s-%s" "b" }}', "b-a", id="pipeline-appends-final-arg"),
-        pytest.param("{{ .S | len | printf \"%d\" }}", "3", id="multi-stage-pipeline"),
-        pytest.param("{{ printf \"%d\" (len .S) }}", "3", id="parenthesized-argument"),
+        pytest.param('{{ .S | len | printf "%d" }}', "3", id="multi-stage-pipeline"),
+        pytest.param('{{ printf "%d" (len .S) }}', "3", id="parenthesized-argument"),
         pytest.param("{{ . }}", "map[Empty:[] EmptyMap:map[] L:[1 2 3 4] M:map[a:1 b:2 c:3] ", id="dot-map-prefix"),
     ],
 )
@@ -150,12 +150,8 @@ def test_if_and_with(source: str, data: object, expected: str) -> None:
         pytest.param("{{ range $v := .M }}{{ $v }}{{ end }}", "123", id="map-one-variable"),
         pytest.param("{{ range .M }}{{ . }}{{ end }}", "123", id="map-dot"),
         pytest.param("{{ range 3 }}{{ . }}{{ end }}", "012", id="integer"),
-        pytest.param(
-            "{{ range .L }}{{ if eq . 3 }}{{ break }}{{ end }}{{ . }}{{ end }}", "12", id="break"
-        ),
-        pytest.param(
-            "{{ range .L }}{{ if eq . 2 }}{{ continue }}{{ end }}{{ . }}{{ end }}", "134", id="continue"
-        ),
+        pytest.param("{{ range .L }}{{ if eq . 3 }}{{ break }}{{ end }}{{ . }}{{ end }}", "12", id="break"),
+        pytest.param("{{ range .L }}{{ if eq . 2 }}{{ continue }}{{ end }}{{ . }}{{ end }}", "134", id="continue"),
         pytest.param("{{ range .L }}{{ break }}{{ else }}E{{ end }}", "", id="break-skips-else"),
         pytest.param(
             "{{ range .S }}{{ range $.L }}{{ if eq . 2 }}{{ break }}{{ end }}{{ . }}{{ end }}|{{ end }}",
@@ -180,9 +176,7 @@ def test_range(source: str, expected: str) -> None:
         pytest.param("{{ $x := 1 }}{{ $x }}", "1", id="declare"),
         pytest.param("{{ $x := 5 }}", "", id="declaration-prints-nothing"),
         pytest.param("{{ $x := 1 }}{{ $x = 2 }}{{ $x }}", "2", id="assign"),
-        pytest.param(
-            "{{ $x := 1 }}{{ if true }}{{ $x := 2 }}{{ $x }}{{ end }}{{ $x }}", "21", id="shadow-in-if"
-        ),
+        pytest.param("{{ $x := 1 }}{{ if true }}{{ $x := 2 }}{{ $x }}{{ end }}{{ $x }}", "21", id="shadow-in-if"),
         pytest.param("{{ $x := 1 }}{{ if true }}{{ $x = 2 }}{{ end }}{{ $x }}", "2", id="assign-outer-from-if"),
         pytest.param("{{ $x := 0 }}{{ range .L }}{{ $x = . }}{{ end }}{{ $x }}", "4", id="assign-outer-from-range"),
         pytest.param("{{ range .S }}{{ $y := . }}{{ $y }}{{ end }}", "abc", id="per-iteration-declaration"),

@@ -40,7 +40,7 @@ def error_of(source: str, data: object = DATA) -> str:
         pytest.param("{{ 0 | or 5 }}", "5", id="or-in-pipeline"),
         pytest.param("{{ 3 | and 1 }}", "3", id="and-final-argument"),
         pytest.param("{{ not 0 }} {{ not .L }} {{ not .Missing }}", "true false true", id="not"),
-        pytest.param("{{ len .L }} {{ len .Str }} {{ len .M }} {{ len \"\" }}", "3 6 2 0", id="len-bytes"),
+        pytest.param('{{ len .L }} {{ len .Str }} {{ len .M }} {{ len "" }}', "3 6 2 0", id="len-bytes"),
         pytest.param("{{ index .L 0 }} {{ index .L 2 }}", "1 3", id="index-list"),
         pytest.param('{{ index .M "a" }}', "1", id="index-map"),
         pytest.param('{{ index .M "b" "c" 1 }}', "20", id="index-multiple-keys"),
@@ -62,11 +62,13 @@ def error_of(source: str, data: object = DATA) -> str:
         pytest.param("{{ print .S .M }}", "[a b] map[a:1 b:map[c:[10 20]]]", id="print-containers"),
         pytest.param('{{ println "a" 1 }}', "a 1\n", id="println"),
         pytest.param("{{ println }}", "\n", id="println-nothing"),
-        pytest.param('{{ html "<a href=\\"x\\">\'&\'</a>" }}', "&lt;a href=&#34;x&#34;&gt;&#39;&amp;&#39;&lt;/a&gt;", id="html"),
+        pytest.param(
+            '{{ html "<a href=\\"x\\">\'&\'</a>" }}', "&lt;a href=&#34;x&#34;&gt;&#39;&amp;&#39;&lt;/a&gt;", id="html"
+        ),
         pytest.param("{{ html 1 2 }}", "1 2", id="html-non-strings"),
         pytest.param("{{ html .Missing }}", "&lt;no value&gt;", id="html-missing"),
         pytest.param(
-            '{{ js "it\'s \\"q\\" <b>&=\\n" }}', "it\\'s \\\"q\\\" \\u003Cb\\u003E\\u0026\\u003D\\u000A", id="js"
+            '{{ js "it\'s \\"q\\" <b>&=\\n" }}', 'it\\\'s \\"q\\" \\u003Cb\\u003E\\u0026\\u003D\\u000A', id="js"
         ),
         pytest.param('{{ urlquery "a b&c=d/é" }}', "a+b%26c%3Dd%2F%C3%A9", id="urlquery"),
         pytest.param("{{ .Str | html }}", "héllo", id="html-in-pipeline"),
@@ -102,12 +104,16 @@ def test_comparisons(source: str, expected: str) -> None:
     [
         pytest.param("{{ index .L 3 }}", "error calling index: index out of range: 3", id="index-past-end"),
         pytest.param("{{ index .L -1 }}", "error calling index: index out of range: -1", id="index-negative"),
-        pytest.param('{{ index .L "a" }}', "error calling index: cannot index slice/array with type string", id="index-type"),
+        pytest.param(
+            '{{ index .L "a" }}', "error calling index: cannot index slice/array with type string", id="index-type"
+        ),
         pytest.param("{{ index nil 1 }}", "error calling index: index of untyped nil", id="index-nil"),
         pytest.param("{{ index 5 1 }}", "error calling index: can't index item of type int", id="index-int"),
         pytest.param("{{ slice .L 2 1 }}", "error calling slice: invalid slice index: 2 > 1", id="slice-inverted"),
         pytest.param("{{ slice .L 0 5 }}", "error calling slice: index out of range: 5", id="slice-past-end"),
-        pytest.param('{{ slice "abc" 0 1 2 }}', "error calling slice: cannot 3-index slice a string", id="slice-3-string"),
+        pytest.param(
+            '{{ slice "abc" 0 1 2 }}', "error calling slice: cannot 3-index slice a string", id="slice-3-string"
+        ),
         pytest.param("{{ slice .L 1 2 3 4 }}", "error calling slice: too many slice indexes: 4", id="slice-4"),
         pytest.param("{{ len 3 }}", "error calling len: len of type int", id="len-int"),
         pytest.param('{{ eq 1 "a" }}', "error calling eq: incompatible types for comparison", id="eq-mixed"),
@@ -137,7 +143,7 @@ def test_function_errors(source: str, message: str) -> None:
         pytest.param("%+d % d", [5, 5], "+5  5", id="d-sign-flags"),
         pytest.param("%x %X %o %b %#x", [255, 255, 8, 5, 255], "ff FF 10 101 0xff", id="int-bases"),
         pytest.param("%c%c", [72, 105], "Hi", id="c"),
-        pytest.param("%q", ["hi\n\"é\x01"], '"hi\\n\\"é\\x01"', id="q-string"),
+        pytest.param("%q", ['hi\n"é\x01'], '"hi\\n\\"é\\x01"', id="q-string"),
         pytest.param("%q", [65], "'A'", id="q-int"),
         pytest.param("%v", [[1, 2]], "[1 2]", id="v-list"),
         pytest.param("%v", [{"b": 1, "a": 2}], "map[a:2 b:1]", id="v-map"),
@@ -173,7 +179,9 @@ def test_printf(format: str, args: list[object], expected: str) -> None:
     ("value", "expected"),
     [
         pytest.param({"b": 1, "a": [True, None, 1.5, "x"]}, '{"a":[true,null,1.5,"x"],"b":1}', id="sorted-compact"),
-        pytest.param("<tag> & \"q\" \\ \n\t\u2028", '"\\u003ctag\\u003e \\u0026 \\"q\\" \\\\ \\n\\t\\u2028"', id="escapes"),
+        pytest.param(
+            '<tag> & "q" \\ \n\t\u2028', '"\\u003ctag\\u003e \\u0026 \\"q\\" \\\\ \\n\\t\\u2028"', id="escapes"
+        ),
         pytest.param("\x01é日本", '"\\u0001é日本"', id="control-and-unicode"),
         pytest.param(1.0, "1", id="integral-float"),
         pytest.param(1e21, "1e+21", id="big-float"),

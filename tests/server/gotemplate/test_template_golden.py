@@ -115,19 +115,17 @@ def render_legacy(template: Template, messages: list[Message]) -> str:
     return "".join(out)
 
 
-def golden_cases() -> list[object]:
-    cases = []
-    for expected in sorted(GOLDEN.glob("*/*.txt")):
-        name, scenario = expected.parent.name, expected.stem
-        cases.append(pytest.param(name, scenario, id=f"{name}-{scenario}"))
-    return cases
+GOLDEN_CASES = [
+    pytest.param(path.parent.name, path.stem, id=f"{path.parent.name}-{path.stem}")
+    for path in sorted(GOLDEN.glob("*/*.txt"))
+]
 
 
 def read(path: Path) -> str:
     return path.read_bytes().decode("utf-8")
 
 
-@pytest.mark.parametrize(("name", "scenario"), golden_cases())
+@pytest.mark.parametrize(("name", "scenario"), GOLDEN_CASES)
 def test_golden(name: str, scenario: str) -> None:
     template = Template.parse(read(GOLDEN / f"{name}.gotmpl"))
     messages, tools = SCENARIOS[scenario]

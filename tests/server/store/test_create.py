@@ -485,3 +485,26 @@ def test_a_crash_at_any_status_leaves_no_manifest(tmp_path: Path, imported: tupl
             assert store.get(NAME) is None, status
             assert store.all() == []
             assert store.blobs.exists(imported[1])
+
+
+def test_prune_waits_for_a_create_in_progress(store: Store, gguf_digest: Digest) -> None:
+    """An uploaded GGUF older than the grace period is unreferenced until the manifest exists; a prune that
+    starts mid-create must wait for the create instead of deleting the weights under it."""
+    then = 1_000_000_000
+    os.utime(store.blobs.path(gguf_digest), (then, then))
+    pruner: list[threading.Thread] = []
+
+    def progress(status: str) -> None:
+        if status == "parsing GGUF":
+            thread = threading.Thread(target=store.prune)
+            thread.start()
+            pruner.append(thread)
+            thread.join(0.3)
+            assert thread.is_alive(), "prune ran while a create held the store"
+
+    create_model(store, full_spec(gguf_digest), progress)
+    pruner[0].join(30)
+    assert not pruner[0].is_alive()
+    assert store.blobs.exists(gguf_digest)
+    assert store.get(NAME) is not None
+    assert_valid(store)
