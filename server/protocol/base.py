@@ -110,7 +110,6 @@ def ndjson_line(item: WireModel | dict[str, Any]) -> bytes:
     return gojson.encode(payload)
 
 
-
 def rfc3339(moment: datetime) -> str:
     """Go's RFC 3339 with sub-seconds, trailing zeros trimmed; ``Z`` for UTC (and naive times), else the
     local offset, as Go prints ``time.Time`` values."""

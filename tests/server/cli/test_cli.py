@@ -53,12 +53,14 @@ def test_create_list_show_cp_rm(cli_server, modelfile: Path, capsys: pytest.Capt
     assert "writing manifest" in progress and progress.rstrip().endswith("success")
 
     code, listing = run("list")
+    assert code == 0
     lines = listing.splitlines()
     assert lines[0].split() == ["NAME", "ID", "SIZE", "QUANTIZATION", "MODIFIED"]
     name, digest, size, unit, quant, *_ = lines[1].split()
-    assert (name, len(digest), unit, quant) == ("smol:latest", 12, "MB", "Q4_1")
+    assert (name, len(digest), int(size), unit, quant) == ("smol:latest", 12, 98, "MB", "Q4_1")
 
     code, shown = run("show", "smol")
+    assert code == 0
     assert "architecture        llama" in shown
     assert "parameters          134.52M" in shown
     assert "context length      8192" in shown
