@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml Makefile
 
 serve: setup
 	$(BIN)/corral catalog apply
-	$(BIN)/corral serve
+	CORRAL_CATALOG=modelfiles/catalog.yaml $(BIN)/corral serve
 
 lint: setup
 	$(BIN)/ruff check .

@@ -6,8 +6,9 @@ so two apps can run side by side in one process (tests do).
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -15,29 +16,60 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import PlainTextResponse, Response
 
-from server.api import blobs, models, system
+from server.api import blobs, chat, embed, generate, models, openai, system
+from server.catalog import Catalog, CatalogEntry, load_catalog
+from server.engine import EngineModel, LoadParams
 from server.errors import ApiError, BadRequest
 from server.protocol.base import GoJSONResponse
+from server.protocol.ollama import GenerateRequest
+from server.scheduler import Scheduler
+from server.service.inference import EngineScheduler, Inference
 from server.settings import Settings
 from server.store.store import Store
 
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings) -> FastAPI:
-    """Build the ASGI app for ``settings``. The store is pruned of stale files when the app starts."""
+def create_app(settings: Settings, loader: Callable[[LoadParams], EngineModel] = EngineModel.load) -> FastAPI:
+    """Build the ASGI app for ``settings``.
+
+    At start the store is pruned of stale files and, with ``CORRAL_CATALOG``, the catalog's preload models
+    start loading (in the background: the server answers at once). At shutdown every model is unloaded.
+    """
+    store = Store(settings.models, noprune=settings.noprune)
+    catalog = load_catalog(settings.catalog) if settings.catalog else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        removed = app.state.store.prune()
+        removed = store.prune()
         if removed:
             log.info("pruned %d stale files from %s", len(removed), settings.models)
+        scheduler: EngineScheduler = Scheduler(
+            loader,
+            max_loaded=settings.max_loaded_models or 3,
+            default_keep_alive=settings.keep_alive,
+            load_timeout=settings.load_timeout,
+        )
+        overrides = {str(e.name): e.num_parallel for e in catalog.entries if e.num_parallel} if catalog else {}
+        app.state.inference = Inference(store, scheduler, settings, num_parallel=overrides)
+        preloads = [asyncio.create_task(_preload(app.state.inference, str(e.name))) for e in _preloaded(catalog)]
         yield
+        for task in preloads:
+            task.cancel()
+        await scheduler.close()
 
     app = FastAPI(title="Corral", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.settings = settings
-    app.state.store = Store(settings.models, noprune=settings.noprune)
-    for router in (system.router, models.router, blobs.router):
+    app.state.store = store
+    for router in (
+        system.router,
+        models.router,
+        blobs.router,
+        generate.router,
+        chat.router,
+        embed.router,
+        openai.router,
+    ):
         app.include_router(router)
     app.add_exception_handler(ApiError, _native_error)
     app.add_exception_handler(HTTPException, _http_error)
@@ -45,8 +77,23 @@ def create_app(settings: Settings) -> FastAPI:
     return app
 
 
+def _preloaded(catalog: Catalog | None) -> list[CatalogEntry]:
+    return [entry for entry in catalog.entries if entry.preload] if catalog else []
+
+
+async def _preload(inference: Inference, name: str) -> None:
+    """Load a model as an empty generate request would; a failure is logged, the server keeps running."""
+    try:
+        async for _ in inference.generate(GenerateRequest(model=name)):
+            pass
+    except Exception as exc:
+        log.warning("could not preload %s: %s", name, exc)
+
+
 async def _native_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
+    if request.url.path.startswith("/v1/"):
+        return openai.error_response(exc)
     return GoJSONResponse({"error": exc.message}, status_code=exc.status_code)
 
 

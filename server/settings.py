@@ -204,6 +204,9 @@ class Settings:
     noprune: bool = _var("OLLAMA_NOPRUNE", parse_bool, False, "Do not prune unused blobs")
     debug: int = _var("OLLAMA_DEBUG", _debug_level, 0, "Debug logging (1 = debug, 2 = trace)")
     origins: tuple[str, ...] = _var("OLLAMA_ORIGINS", _origins, (), "Extra allowed CORS origins (comma list)")
+    catalog: Path | None = _var(
+        "CORRAL_CATALOG", _models_dir, None, "Catalog whose preload models load at start and num_parallel applies"
+    )
     load_timeout: float = _var(
         "OLLAMA_LOAD_TIMEOUT", parse_keep_alive, 300.0, "How long a model load may take (seconds; <=0 = forever)"
     )

@@ -15,6 +15,7 @@ from typing import TypeVar
 from starlette.responses import Response, StreamingResponse
 
 from server.errors import ApiError
+from server.protocol import ollama as api
 from server.protocol.base import GoJSONResponse, WireModel, ndjson_line
 
 log = logging.getLogger(__name__)
@@ -81,3 +82,62 @@ async def progress_response(
             yield ndjson_line({"error": str(exc)})
 
     return StreamingResponse(body(), media_type=NDJSON)
+
+
+Inference = TypeVar("Inference", api.GenerateResponse, api.ChatResponse)
+
+
+async def inference_response(items: AsyncIterator[Inference], *, stream: bool) -> Response:
+    """Respond to generate/chat: NDJSON chunks, or (``stream=False``) one object with the text joined.
+
+    Load, unload and debug-render answers are a single JSON object even when streaming, as Ollama sends them.
+    """
+    first = await anext(items)
+    if first.done_reason in ("load", "unload") or first.debug_info is not None:
+        return GoJSONResponse(first)
+    if not stream:
+        return GoJSONResponse(await collect(first, items))
+
+    async def body() -> AsyncIterator[bytes]:
+        yield ndjson_line(first)
+        try:
+            async for item in items:
+                yield ndjson_line(item)
+        except ApiError as exc:
+            yield ndjson_line({"error": exc.message})
+        except Exception as exc:
+            log.exception("generation failed")
+            yield ndjson_line({"error": str(exc)})
+
+    return StreamingResponse(body(), media_type=NDJSON)
+
+
+async def collect(first: Inference, rest: AsyncIterator[Inference]) -> Inference:
+    """Fold a stream into the single object ``stream: false`` returns: text and thinking concatenated, tool
+    calls and logprobs gathered, metrics and done_reason from the final chunk."""
+    chunks = [first]
+    chunks += [item async for item in rest]
+    final = chunks[-1]
+    logprobs = [lp for chunk in chunks for lp in chunk.logprobs or []] or None
+    if isinstance(final, api.GenerateResponse):
+        text = "".join(c.response for c in chunks if isinstance(c, api.GenerateResponse))
+        thinking = "".join(c.thinking or "" for c in chunks if isinstance(c, api.GenerateResponse)) or None
+        return final.model_copy(update={"response": text, "thinking": thinking, "logprobs": logprobs})
+    messages = [c.message for c in chunks if isinstance(c, api.ChatResponse)]
+    message = api.Message(
+        role="assistant",
+        content="".join(m.content for m in messages),
+        thinking="".join(m.thinking or "" for m in messages) or None,
+        tool_calls=[call for m in messages for call in m.tool_calls or []] or None,
+    )
+    return final.model_copy(update={"message": message, "logprobs": logprobs})
+
+
+def sse_event(item: WireModel | dict[str, object]) -> bytes:
+    """One server-sent event for ``/v1`` streams: ``data: <compact Go-style JSON>`` and a blank line."""
+    return b"data: " + ndjson_line(item) + b"\n"
+
+
+def sse_done() -> bytes:
+    """The event that ends an OpenAI-style stream."""
+    return b"data: [DONE]\n\n"

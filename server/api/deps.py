@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import Request
 
+from server.service.inference import Inference
 from server.settings import Settings
 from server.store.store import Store
 
@@ -15,4 +16,9 @@ def store(request: Request) -> Store:
 
 def settings(request: Request) -> Settings:
     result: Settings = request.app.state.settings
+    return result
+
+
+def inference(request: Request) -> Inference:
+    result: Inference = request.app.state.inference
     return result

@@ -16,7 +16,7 @@ from server.store.create import create_model as create_model_from_spec
 from server.store.store import Store
 from server.streaming import progress_response, run_with_progress
 
-from .deps import store
+from .deps import inference, store
 
 router = APIRouter()
 StoreDep = Annotated[Store, Depends(store)]
@@ -62,3 +62,8 @@ async def delete_model(request: Request, models: StoreDep) -> Response:
     body = parse_body(api.DeleteRequest, await request.body())
     await run_in_threadpool(management.delete_model, models, body)
     return Response(status_code=200)
+
+
+@router.get("/api/ps")
+async def running_models(request: Request) -> GoJSONResponse:
+    return GoJSONResponse(inference(request).running())

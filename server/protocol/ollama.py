@@ -117,3 +117,158 @@ class DeleteRequest(WireModel):
 
 class ErrorResponse(WireModel):
     error: str
+
+
+# -- inference -------------------------------------------------------------------------------------------
+
+
+class ToolCallFunction(WireModel):
+    index: int | None = None
+    name: str
+    arguments: dict[str, Any] = Field(default_factory=dict, description="An object, never a JSON string.")
+
+
+class ToolCall(WireModel):
+    id: str | None = None
+    function: ToolCallFunction
+
+
+class Message(WireModel):
+    go_name = "Message"
+
+    role: str
+    content: str = ""
+    thinking: str | None = None
+    images: list[str] | None = Field(default=None, description="Base64 images (vision models only).")
+    tool_calls: list[ToolCall] | None = None
+    tool_name: str | None = None
+    tool_call_id: str | None = None
+
+
+class TopLogprob(WireModel):
+    token: str
+    logprob: float
+    bytes: list[int] | None = None
+
+
+class Logprob(WireModel):
+    token: str
+    logprob: float
+    bytes: list[int] | None = None
+    top_logprobs: list[TopLogprob] | None = None
+
+
+class _InferenceRequest(WireModel):
+    """Fields shared by generate and chat."""
+
+    model: str = ""
+    stream: bool | None = Field(default=None, description="Absent means true.")
+    format: str | dict[str, Any] | None = Field(default=None, description='"json" or a JSON schema.')
+    keep_alive: Any = Field(default=None, description="Seconds, or a Go duration string; checked by the service.")
+    options: dict[str, Any] | None = None
+    think: Any = Field(default=None, description="true/false or low, medium, high, max; checked by the service.")
+    truncate: bool | None = Field(default=None, description="Drop oldest turns to fit num_ctx (default true).")
+    shift: bool | None = Field(default=None, description="Shift the context when it fills (default true).")
+    logprobs: bool = False
+    top_logprobs: int = 0
+    debug_render_only: bool = Field(default=False, alias="_debug_render_only")
+
+
+class GenerateRequest(_InferenceRequest):
+    go_name = "GenerateRequest"
+
+    prompt: str = ""
+    suffix: str = ""
+    system: str | None = None
+    template: str | None = None
+    context: list[int] | None = Field(default=None, description="Deprecated: tokens of an earlier exchange.")
+    raw: bool = False
+    images: list[str] | None = None
+
+
+class ChatRequest(_InferenceRequest):
+    go_name = "ChatRequest"
+
+    messages: list[Message] = Field(default_factory=list)
+    tools: list[dict[str, Any]] | None = None
+
+
+class GenerateResponse(WireModel):
+    model: str
+    created_at: str
+    response: str = ""
+    thinking: str | None = None
+    done: bool
+    done_reason: str | None = None
+    context: list[int] | None = None
+    total_duration: int | None = None
+    load_duration: int | None = None
+    prompt_eval_count: int | None = None
+    prompt_eval_duration: int | None = None
+    eval_count: int | None = None
+    eval_duration: int | None = None
+    logprobs: list[Logprob] | None = None
+    debug_info: dict[str, Any] | None = Field(default=None, alias="_debug_info")
+
+
+class ChatResponse(WireModel):
+    model: str
+    created_at: str
+    message: Message
+    done: bool
+    done_reason: str | None = None
+    total_duration: int | None = None
+    load_duration: int | None = None
+    prompt_eval_count: int | None = None
+    prompt_eval_duration: int | None = None
+    eval_count: int | None = None
+    eval_duration: int | None = None
+    logprobs: list[Logprob] | None = None
+    debug_info: dict[str, Any] | None = Field(default=None, alias="_debug_info")
+
+
+class EmbedRequest(WireModel):
+    go_name = "EmbedRequest"
+
+    model: str = ""
+    input: Any = Field(default=None, description="A string or a list of strings; checked by the service.")
+    truncate: bool | None = Field(default=None, description="Absent means true.")
+    dimensions: int | None = None
+    keep_alive: Any = None
+    options: dict[str, Any] | None = None
+
+
+class EmbedResponse(WireModel):
+    model: str
+    embeddings: list[list[float]]
+    total_duration: int | None = None
+    load_duration: int | None = None
+    prompt_eval_count: int | None = None
+
+
+class EmbeddingsRequest(WireModel):
+    go_name = "EmbeddingRequest"
+
+    model: str = ""
+    prompt: str = ""
+    keep_alive: Any = None
+    options: dict[str, Any] | None = None
+
+
+class EmbeddingsResponse(WireModel):
+    embedding: list[float]
+
+
+class ProcessModel(WireModel):
+    name: str
+    model: str
+    size: int
+    digest: str
+    details: ModelDetails
+    expires_at: str
+    size_vram: int
+    context_length: int
+
+
+class ProcessResponse(WireModel):
+    models: list[ProcessModel]

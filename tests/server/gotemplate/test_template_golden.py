@@ -2,7 +2,8 @@
 
 ``golden/<name>.gotmpl`` is the template, ``golden/<name>/<scenario>.txt`` the exact expected prompt; both are
 read as bytes-exact text (trailing newlines matter). Templates using ``.Messages`` get Ollama's messages-mode
-data; ``legacy-chatml`` is rendered turn by turn as Ollama does for ``.System/.Prompt/.Response`` templates.
+data; ``legacy-chatml`` is rendered turn by turn as Ollama does for ``.System/.Prompt/.Response`` templates
+(both through ``server.prompt.render_go_template``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from server.gotemplate import (
     ToolCall,
     ToolCallFunction,
 )
+from server.prompt import render_go_template
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -82,39 +84,6 @@ def messages_data(messages: list[Message], tools: list[Tool]) -> MessagesData:
     }
 
 
-def render_legacy(template: Template, messages: list[Message]) -> str:
-    """Ollama's turn-by-turn rendering (reference §6.2 point 3), written out here as the test's oracle."""
-    system = "\n\n".join(m.content for m in messages if m.role == "system")
-    prompt = response = ""
-    out: list[str] = []
-
-    def values() -> dict[str, object]:
-        return {
-            "System": system,
-            "Prompt": prompt,
-            "Response": response,
-            "Think": False,
-            "ThinkLevel": "",
-            "IsThinkSet": False,
-        }
-
-    for message in messages:
-        if message.role == "system":
-            if prompt or response:
-                out.append(template.execute(values()))
-                system = prompt = response = ""
-            system = message.content
-        elif message.role == "user":
-            if response:
-                out.append(template.execute(values()))
-                system = prompt = response = ""
-            prompt = message.content
-        elif message.role == "assistant":
-            response = message.content
-    out.append(template.truncated_after_response().execute(values()))
-    return "".join(out)
-
-
 GOLDEN_CASES = [
     pytest.param(path.parent.name, path.stem, id=f"{path.parent.name}-{path.stem}")
     for path in sorted(GOLDEN.glob("*/*.txt"))
@@ -129,10 +98,8 @@ def read(path: Path) -> str:
 def test_golden(name: str, scenario: str) -> None:
     template = Template.parse(read(GOLDEN / f"{name}.gotmpl"))
     messages, tools = SCENARIOS[scenario]
-    if template.references("Messages"):
-        rendered = template.execute(messages_data(messages, tools))
-    else:
-        rendered = render_legacy(template, messages)
+    # Messages mode for templates using .Messages, turn-by-turn legacy rendering for the others.
+    rendered = render_go_template(template, messages, tools)
     assert rendered == read(GOLDEN / name / f"{scenario}.txt")
 
 

@@ -1,0 +1,20 @@
+"""``POST /api/chat``: parse, call the inference service, stream NDJSON or answer once."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from server.protocol import ollama as api
+from server.protocol.base import parse_body
+from server.streaming import inference_response
+
+from .deps import inference
+
+router = APIRouter()
+
+
+@router.post("/api/chat")
+async def chat(request: Request) -> Response:
+    body = parse_body(api.ChatRequest, await request.body())
+    return await inference_response(inference(request).chat(body), stream=body.stream is not False)

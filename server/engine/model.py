@@ -1,0 +1,265 @@
+"""One loaded model: weights, a generation context driven by a decode loop, and (lazily) an embedding context.
+
+This is the engine's public face. The scheduler loads an :class:`EngineModel` per (model, load options), calls
+:meth:`EngineModel.generate` / :meth:`EngineModel.embed`, and :meth:`EngineModel.close` when it unloads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import llama_cpp
+
+from server.errors import BadRequest, CapabilityError, InternalError, ModelLoadFailed
+
+from .batching import DecodeLoop, Request
+from .embedding import Embedder
+from .params import LoadParams, SamplingParams
+from .sampling import SamplerChain
+from .stream import EventSink, EventStream
+from .weights import Weights, default_threads
+
+log = logging.getLogger(__name__)
+
+_KV_TYPES = {"f16": llama_cpp.GGML_TYPE_F16, "q8_0": llama_cpp.GGML_TYPE_Q8_0, "q4_0": llama_cpp.GGML_TYPE_Q4_0}
+_INPUT_TOO_LONG = "the input length exceeds the context length"
+
+
+class EngineModel:
+    """A model ready to serve. Create with :meth:`load` (blocking: run it in a worker thread).
+
+    Thread-safety: ``generate`` must be called on a running event loop (events are delivered to it); ``embed`` is
+    a coroutine; ``close`` may be called from any thread, once every consumer is done or may be failed.
+    """
+
+    def __init__(self, params: LoadParams, weights: Weights) -> None:
+        self.params = params
+        self._weights = weights
+        self._threads = params.num_thread or default_threads()
+        self._ctx: Any = None
+        self._loop: DecodeLoop | None = None
+        self._adapters: list[Any] = []
+        self._embedder: Embedder | None = None
+        self._embedder_lock = threading.Lock()
+        self._executor: ThreadPoolExecutor | None = None
+        self._closed = False
+        num_ctx = params.num_ctx
+        if 0 < weights.n_ctx_train < num_ctx:
+            log.info(
+                "num_ctx %d exceeds the model's training context %d; using %d",
+                num_ctx,
+                weights.n_ctx_train,
+                weights.n_ctx_train,
+            )
+            num_ctx = weights.n_ctx_train
+        self.context_length = num_ctx
+        self._kv_type = params.kv_cache_type
+        if self._kv_type != "f16" and params.flash_attention is False:
+            log.warning("kv cache type %s needs flash attention; using f16", self._kv_type)
+            self._kv_type = "f16"
+
+    @classmethod
+    def load(cls, params: LoadParams) -> EngineModel:
+        """Load weights and create the contexts. Raises ModelLoadFailed (file not loadable, context not
+        creatable) or InvalidOption (bad params); nothing stays allocated after a failure."""
+        params.validate()
+        weights = Weights(params)
+        model = cls(params, weights)
+        try:
+            model._load_adapters()
+            if params.embedding:
+                model._embedder = Embedder(weights, num_ctx=model.context_length, threads=model._threads)
+                model._executor = ThreadPoolExecutor(1, thread_name_prefix="corral-embed")
+            else:
+                model._start_generation()
+        except BaseException:
+            model.close()
+            raise
+        return model
+
+    def _load_adapters(self) -> None:
+        for path in self.params.adapter_paths:
+            adapter = llama_cpp.llama_adapter_lora_init(self._weights.model, path.encode())
+            if not adapter:
+                raise ModelLoadFailed(f"unable to load adapter {path}")
+            self._adapters.append(adapter)
+
+    def _start_generation(self) -> None:
+        p = self.params
+        n_batch = max(p.num_batch, p.num_parallel)
+        cparams = llama_cpp.llama_context_default_params()
+        cparams.n_ctx = self.context_length * p.num_parallel
+        cparams.n_batch = n_batch
+        cparams.n_ubatch = n_batch
+        cparams.n_seq_max = p.num_parallel
+        # One KV stream per slot: a sequence's numbers never depend on its batch-mates, and attention only
+        # scans the slot's own cells.
+        cparams.kv_unified = False
+        cparams.n_threads = self._threads
+        cparams.n_threads_batch = self._threads
+        if p.flash_attention is None and self._kv_type == "f16":
+            cparams.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_AUTO
+        elif p.flash_attention is False:
+            cparams.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
+        else:  # forced on, or needed by a quantized cache
+            cparams.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED
+        cparams.type_k = _KV_TYPES[self._kv_type]
+        cparams.type_v = _KV_TYPES[self._kv_type]
+        cparams.no_perf = True
+        ctx = llama_cpp.llama_init_from_model(self._weights.model, cparams)
+        if not ctx:
+            raise ModelLoadFailed(f"unable to create a context for {self._weights.path} (num_ctx {p.num_ctx})")
+        self._ctx = ctx
+        if self._adapters:
+            array = (llama_cpp.llama_adapter_lora_p_ctypes * len(self._adapters))(*self._adapters)
+            scales = (ctypes.c_float * len(self._adapters))(*([1.0] * len(self._adapters)))
+            if int(llama_cpp.llama_set_adapters_lora(ctx, array, len(self._adapters), scales)) != 0:
+                raise ModelLoadFailed("unable to apply the LoRA adapters")
+        n_ctx_slot = min(self.context_length, int(llama_cpp.llama_n_ctx_seq(ctx)))
+        self.context_length = n_ctx_slot
+        self._loop = DecodeLoop(
+            self._weights,
+            ctx,
+            n_slots=p.num_parallel,
+            n_ctx_slot=n_ctx_slot,
+            n_batch=n_batch,
+            max_queue=p.max_queue,
+            name=self._weights.path.rsplit("/", 1)[-1],
+        )
+
+    # -- facts for the scheduler and /api/ps --
+
+    @property
+    def num_parallel(self) -> int:
+        return 0 if self._loop is None else self.params.num_parallel
+
+    @property
+    def size_bytes(self) -> int:
+        """Weights plus KV cache (estimated), as /api/ps reports ``size``."""
+        cells = self.context_length * (self.params.num_parallel if self._loop is not None else 1)
+        return self._weights.size_bytes + self._weights.kv_bytes(cells, self._kv_type)
+
+    @property
+    def vram_bytes(self) -> int:
+        """The part of ``size_bytes`` offloaded to a GPU (0 on CPU-only builds or with num_gpu 0)."""
+        if self.params.num_gpu == 0 or not llama_cpp.llama_supports_gpu_offload():
+            return 0
+        layers = self._weights.n_layer + 1
+        share = 1.0 if self.params.num_gpu < 0 else min(1.0, self.params.num_gpu / layers)
+        return int(self.size_bytes * share)
+
+    @property
+    def active_requests(self) -> int:
+        return 0 if self._loop is None else self._loop.active_count
+
+    @property
+    def waiting_requests(self) -> int:
+        return 0 if self._loop is None else self._loop.waiting_count
+
+    @property
+    def embedding_length(self) -> int:
+        return self._weights.n_embd
+
+    @property
+    def training_context_length(self) -> int:
+        return self._weights.n_ctx_train
+
+    def tokenize(self, text: str, *, add_special: bool = True) -> list[int]:
+        """Prompt text to tokens (control-token text such as ``<|im_start|>`` becomes the control token)."""
+        return self._weights.tokenize(text, add_special=add_special, parse_special=True)
+
+    def detokenize(self, tokens: list[int]) -> str:
+        return self._weights.detokenize(tokens)
+
+    # -- work --
+
+    def generate(self, prompt: str | list[int], sampling: SamplingParams) -> EventStream:
+        """Start a generation and return its event stream (``async for event in model.generate(...)``).
+
+        Raises at once, before any event: ServerBusy when the waiting queue is full, InvalidOption for bad
+        sampling values or an unusable ``format``, BadRequest for an empty prompt or (with ``truncate`` False) a
+        prompt longer than the slot's context, CapabilityError on an embedding-only model. A prompt that does
+        not fit and may be truncated keeps its first ``num_keep`` tokens and its tail, leaving one cell free;
+        ``Done.truncated`` says so.
+        """
+        if self._loop is None:
+            if self._closed:
+                raise InternalError("the model was unloaded")
+            raise CapabilityError("this model does not support generate")
+        sampling.validate()
+        tokens = self.tokenize(prompt) if isinstance(prompt, str) else list(prompt)
+        if not tokens:
+            raise BadRequest("the prompt is empty")
+        tokens, truncated = self._fit(tokens, sampling)
+        loop = self._loop
+        chain = SamplerChain(self._weights, sampling, self.context_length)
+        try:
+            chain.accept_prompt(tokens)
+            sink = EventSink(asyncio.get_running_loop())
+            request = Request(tokens=tokens, sampling=sampling, chain=chain, sink=sink, truncated=truncated)
+            loop.submit(request)
+        except BaseException:
+            chain.free()
+            raise
+        return EventStream(sink, lambda: loop.cancel(request))
+
+    def _fit(self, tokens: list[int], sampling: SamplingParams) -> tuple[list[int], bool]:
+        limit = self.context_length - 1
+        if len(tokens) <= limit:
+            return tokens, False
+        if not sampling.truncate:
+            raise BadRequest(_INPUT_TOO_LONG)
+        keep = max(0, min(sampling.num_keep, limit // 2))
+        return tokens[:keep] + tokens[len(tokens) - (limit - keep) :], True
+
+    async def embed(self, texts: list[str], truncate: bool = True) -> tuple[list[list[float]], int]:
+        """L2-normalised embeddings of ``texts`` and the total number of input tokens (prompt_eval_count).
+        Inputs longer than the context are truncated, or BadRequest when ``truncate`` is False."""
+        if not texts:
+            return [], 0
+
+        def job() -> tuple[list[list[float]], int]:
+            return self._get_embedder().embed(texts, truncate)
+
+        # Compute stays on the model's one compute thread (see DecodeLoop.call for why).
+        if self._loop is not None:
+            return await asyncio.wrap_future(self._loop.call(job))
+        if self._executor is None:
+            raise InternalError("the model was unloaded")
+        return await asyncio.wrap_future(self._executor.submit(job))
+
+    def _get_embedder(self) -> Embedder:
+        with self._embedder_lock:
+            if self._closed:
+                raise InternalError("the model was unloaded")
+            if self._embedder is None:
+                self._embedder = Embedder(self._weights, num_ctx=self.context_length, threads=self._threads)
+            return self._embedder
+
+    def close(self) -> None:
+        """Stop the decode loop (requests still running end with InternalError) and free every llama.cpp object.
+        Idempotent."""
+        with self._embedder_lock:
+            if self._closed:
+                return
+            self._closed = True
+            embedder, self._embedder = self._embedder, None
+        if self._loop is not None:
+            self._loop.close()
+            self._loop = None
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+        if embedder is not None:
+            embedder.close()
+        if self._ctx is not None:
+            llama_cpp.llama_free(self._ctx)
+            self._ctx = None
+        # LoRA adapters belong to the model and are freed with it.
+        self._adapters.clear()
+        self._weights.free()

@@ -1,0 +1,260 @@
+"""Per-request sampler chains (llama.cpp's ``llama_sampler_chain_*``), tail-free sampling and logprobs.
+
+Every request owns one chain, so its state (RNG, penalty window, grammar, mirostat mu) never depends on which
+requests share its decode steps: the same seed gives the same text alone or in a batch.
+
+Order in the chain (llama.cpp's common order): grammar, penalties, then either greedy (temperature 0), mirostat
+(temperature then mirostat v1/v2), or top_k, tail-free, typical, top_p, min_p, temperature, dist(seed).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import math
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+import llama_cpp
+import numpy as np
+from llama_cpp.llama_grammar import JSON_GBNF, json_schema_to_gbnf
+
+from server.errors import InvalidOption
+
+from .events import Logprob, TopLogprob
+from .params import JsonSchema, SamplingParams
+from .weights import Weights
+
+# Layout of llama_token_data {int32 id; float logit; float p}: lets numpy read candidates in place.
+_TOKEN_DATA = np.dtype([("id", "<i4"), ("logit", "<f4"), ("p", "<f4")])
+_MIROSTAT_M = 100
+_RANDOM_SEED = 0xFFFFFFFF  # llama.cpp reads this seed as "pick one at random"
+
+
+def resolve_seed(seed: int) -> int:
+    """Seed for llama.cpp's RNG: 0 or negative draws a random one (Ollama's table: 0 = random)."""
+    if seed <= 0:
+        return secrets.randbits(32) & 0xFFFFFFFE
+    value = seed & 0xFFFFFFFF
+    # 0xFFFFFFFF would mean "random" to llama.cpp; a reproducible seed must not.
+    return value if value != _RANDOM_SEED else value - 1
+
+
+def grammar_for(fmt: str | JsonSchema | None) -> str | None:
+    """The GBNF grammar for Ollama's ``format``: None/"" none, "json" any JSON object, a dict a JSON schema."""
+    if fmt is None or fmt == "":
+        return None
+    if fmt == "json":
+        return JSON_GBNF
+    if isinstance(fmt, dict):
+        try:
+            return str(json_schema_to_gbnf(json.dumps(fmt)))
+        except Exception as exc:  # the converter raises bare Exception/ValueError/KeyError on bad schemas
+            raise InvalidOption(f"invalid format: {json.dumps(fmt)}; {exc}") from exc
+    raise InvalidOption(f'invalid format: "{fmt}"; expected "json" or a valid JSON Schema object')
+
+
+def _candidates(cur: Any) -> np.ndarray[Any, np.dtype[np.void]]:
+    """The first ``cur.size`` entries of a llama_token_data_array as a writable numpy record array (no copy)."""
+    size = int(cur.size)
+    address = ctypes.addressof(cur.data.contents)
+    raw = (ctypes.c_char * (size * _TOKEN_DATA.itemsize)).from_address(address)
+    return np.frombuffer(memoryview(raw).cast("B"), dtype=_TOKEN_DATA)
+
+
+def tail_free(cur: Any, z: float, min_keep: int = 1) -> None:
+    """Tail-free sampling (Phillips, 2019), the algorithm llama.cpp dropped: sort candidates by logit, take the
+    absolute second differences of their probabilities, normalise, and cut the tail where their running sum
+    passes ``z``. Works on the candidate array in place; ``z >= 1`` keeps everything."""
+    size = int(cur.size)
+    if z >= 1.0 or size <= 2:
+        return
+    arr = _candidates(cur)
+    if not cur.sorted:
+        order = np.argsort(-arr["logit"], kind="stable")
+        arr[:] = arr[order]
+        cur.sorted = True
+    logits = arr["logit"].astype(np.float64)
+    if not math.isfinite(logits[0]):
+        return
+    probs = np.exp(logits - logits[0])
+    probs /= probs.sum()
+    second = np.abs(np.diff(probs, 2))
+    total = second.sum()
+    if total > 1e-6:
+        second /= total
+    over = np.flatnonzero(np.cumsum(second) > z)
+    last = int(over[0]) if over.size else size
+    cur.size = max(last, min_keep)
+
+
+class _PySampler:
+    """A llama_sampler whose ``apply`` is a Python function on the llama_token_data_array.
+
+    Only used where llama.cpp has no sampler (tail-free, newline exemption); the callback objects are kept on
+    this instance because llama.cpp calls them for as long as the owning chain lives."""
+
+    def __init__(self, name: str, apply: Callable[[Any], None]) -> None:
+        self._name = ctypes.create_string_buffer(name.encode())
+        name_fn = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p)(lambda _smpl: ctypes.addressof(self._name))
+        self._callbacks = (
+            name_fn,
+            llama_cpp.llama_sampler_i_apply(lambda _smpl, cur_p: apply(cur_p.contents)),
+        )
+        self._iface = llama_cpp.llama_sampler_i()
+        self._iface.name = ctypes.cast(name_fn, llama_cpp.llama_sampler_i_name)
+        self._iface.apply = self._callbacks[1]
+        self.ptr: Any = llama_cpp.llama_sampler_init(ctypes.byref(self._iface), None)
+
+
+class SamplerChain:
+    """The sampler chain of one request. Build on any thread; ``sample`` on the decode thread; ``free`` once."""
+
+    def __init__(self, weights: Weights, params: SamplingParams, n_ctx: int) -> None:
+        grammar = grammar_for(params.format)
+        self._weights = weights
+        self._keep: list[_PySampler] = []
+        self._penalties: Any = None
+        self.penalty_window = 0
+        self.seed = resolve_seed(params.seed)
+        cparams = llama_cpp.llama_sampler_chain_default_params()
+        cparams.no_perf = True
+        self.ptr: Any = llama_cpp.llama_sampler_chain_init(cparams)
+        try:
+            if grammar is not None:
+                self._add_grammar(grammar)
+            self._add_penalties(params, n_ctx)
+            self._add_choice(params)
+        except BaseException:
+            self.free()
+            raise
+
+    def _add(self, sampler: Any) -> None:
+        llama_cpp.llama_sampler_chain_add(self.ptr, sampler)
+
+    def _add_grammar(self, grammar: str) -> None:
+        sampler = llama_cpp.llama_sampler_init_grammar(self._weights.vocab, grammar.encode(), b"root")
+        if not sampler:
+            raise InvalidOption("invalid format: the JSON schema could not be turned into a grammar")
+        self._add(sampler)
+
+    def _add_penalties(self, params: SamplingParams, n_ctx: int) -> None:
+        last_n = n_ctx if params.repeat_last_n == -1 else params.repeat_last_n
+        active = last_n > 0 and (
+            params.repeat_penalty != 1.0 or params.presence_penalty != 0.0 or params.frequency_penalty != 0.0
+        )
+        if not active:
+            return
+        self.penalty_window = last_n
+        newline = self._weights.newline
+        exempt = not params.penalize_newline and newline >= 0
+        saved = [0.0]
+        if exempt:
+            self._add_python("nl-save", lambda cur: saved.__setitem__(0, _logit_of(cur, newline)))
+        self._penalties = llama_cpp.llama_sampler_init_penalties(
+            self._weights.n_vocab, last_n, params.repeat_penalty, params.frequency_penalty, params.presence_penalty
+        )
+        self._add(self._penalties)
+        if exempt:
+            self._add_python("nl-restore", lambda cur: _set_logit(cur, newline, saved[0]))
+
+    def _add_choice(self, params: SamplingParams) -> None:
+        if params.temperature <= 0:
+            self._add(llama_cpp.llama_sampler_init_greedy())
+            return
+        if params.mirostat == 1:
+            self._add(llama_cpp.llama_sampler_init_temp(params.temperature))
+            self._add(
+                llama_cpp.llama_sampler_init_mirostat(
+                    self._weights.n_vocab, self.seed, params.mirostat_tau, params.mirostat_eta, _MIROSTAT_M
+                )
+            )
+            return
+        if params.mirostat == 2:
+            self._add(llama_cpp.llama_sampler_init_temp(params.temperature))
+            self._add(llama_cpp.llama_sampler_init_mirostat_v2(self.seed, params.mirostat_tau, params.mirostat_eta))
+            return
+        if params.top_k > 0:
+            self._add(llama_cpp.llama_sampler_init_top_k(params.top_k))
+        if params.tfs_z < 1.0:
+            z = params.tfs_z
+            self._add_python("tail-free", lambda cur: tail_free(cur, z))
+        if params.typical_p < 1.0:
+            self._add(llama_cpp.llama_sampler_init_typical(params.typical_p, 1))
+        if params.top_p < 1.0:
+            self._add(llama_cpp.llama_sampler_init_top_p(params.top_p, 1))
+        if params.min_p > 0.0:
+            self._add(llama_cpp.llama_sampler_init_min_p(params.min_p, 1))
+        self._add(llama_cpp.llama_sampler_init_temp(params.temperature))
+        self._add(llama_cpp.llama_sampler_init_dist(self.seed))
+
+    def _add_python(self, name: str, apply: Callable[[Any], None]) -> None:
+        sampler = _PySampler(name, apply)
+        self._keep.append(sampler)
+        self._add(sampler.ptr)
+
+    def accept_prompt(self, tokens: list[int]) -> None:
+        """Feed the end of the prompt into the penalty window (not into the grammar, which constrains output)."""
+        if self._penalties is None:
+            return
+        for token in tokens[-self.penalty_window :]:
+            llama_cpp.llama_sampler_accept(self._penalties, token)
+
+    def sample(self, ctx: Any, index: int) -> int:
+        """Pick the next token from the logits of batch entry ``index`` and advance the chain's state."""
+        return int(llama_cpp.llama_sampler_sample(self.ptr, ctx, index))
+
+    def free(self) -> None:
+        if self.ptr is not None:
+            llama_cpp.llama_sampler_free(self.ptr)
+            self.ptr = None
+            self._penalties = None
+
+
+def _logit_of(cur: Any, token: int) -> float:
+    data = cur.data
+    # Before any reordering sampler the candidates are the whole vocabulary in id order.
+    if token < int(cur.size) and int(data[token].id) == token:
+        return float(data[token].logit)
+    arr = _candidates(cur)
+    hits = np.flatnonzero(arr["id"] == token)
+    return float(arr["logit"][hits[0]]) if hits.size else 0.0
+
+
+def _set_logit(cur: Any, token: int, logit: float) -> None:
+    data = cur.data
+    if token < int(cur.size) and int(data[token].id) == token:
+        data[token].logit = logit
+        return
+    arr = _candidates(cur)
+    hits = np.flatnonzero(arr["id"] == token)
+    if hits.size:
+        arr["logit"][hits[0]] = logit
+
+
+def logprob_of(ctx: Any, weights: Weights, index: int, token: int, top_n: int) -> Logprob:
+    """Log-probability of ``token`` under the model's raw distribution at batch entry ``index``, with the
+    ``top_n`` most likely tokens. Reads the logits in place; only called when a request asks for logprobs."""
+    pointer = llama_cpp.llama_get_logits_ith(ctx, index)
+    logits = np.ctypeslib.as_array(pointer, shape=(weights.n_vocab,)).astype(np.float64)
+    peak = float(logits.max())
+    log_total = peak + math.log(float(np.exp(logits - peak).sum()))
+    top: tuple[TopLogprob, ...] = ()
+    if top_n > 0:
+        best = np.argpartition(-logits, top_n - 1)[:top_n]
+        best = best[np.argsort(-logits[best], kind="stable")]
+        top = tuple(_top(weights, int(t), float(logits[t]) - log_total) for t in best)
+    piece = weights.piece(token)
+    return Logprob(
+        token=piece.decode("utf-8", "replace"),
+        token_id=token,
+        logprob=float(logits[token]) - log_total,
+        bytes=piece,
+        top_logprobs=top,
+    )
+
+
+def _top(weights: Weights, token: int, logprob: float) -> TopLogprob:
+    piece = weights.piece(token)
+    return TopLogprob(token=piece.decode("utf-8", "replace"), token_id=token, logprob=logprob, bytes=piece)

@@ -1,0 +1,80 @@
+"""The asyncio side of a generation: events handed over from the decode thread, cancellation handed back.
+
+The decode thread never blocks on a consumer: it schedules ``put_nowait`` on the consumer's event loop with
+``call_soon_threadsafe``. A consumer that stops (``aclose()``, task cancellation, or simply dropping the stream)
+marks its request cancelled; the decode loop frees the slot at its next step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from types import TracebackType
+
+from .events import Done, Event
+
+
+class EventSink:
+    """The producer end, held by the request on the decode thread. It does not reference the consumer's
+    :class:`EventStream`, so a stream nobody holds any more is finalised (and its request cancelled) at once."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self.queue: asyncio.Queue[Event | BaseException] = asyncio.Queue()
+
+    def put(self, item: Event | BaseException) -> bool:
+        """Hand an event (or a terminal exception) to the consumer. False when its loop is gone."""
+        try:
+            self._loop.call_soon_threadsafe(self.queue.put_nowait, item)
+        except RuntimeError:  # the consumer's event loop is closed: nobody will read this
+            return False
+        return True
+
+
+class EventStream:
+    """An ``AsyncIterator[Event]`` of one generation: :class:`Token` chunks then exactly one :class:`Done`,
+    or an exception (raised from ``__anext__``) if the engine failed. Usable as ``async with`` to make sure the
+    request is cancelled when the block exits early."""
+
+    def __init__(self, sink: EventSink, on_cancel: Callable[[], None]) -> None:
+        self._queue = sink.queue
+        self._on_cancel = on_cancel
+        self._finished = False
+
+    def __aiter__(self) -> EventStream:
+        return self
+
+    async def __anext__(self) -> Event:
+        if self._finished:
+            raise StopAsyncIteration
+        try:
+            item = await self._queue.get()
+        except BaseException:
+            self._cancel()
+            raise
+        if isinstance(item, BaseException):
+            self._finished = True
+            raise item
+        if isinstance(item, Done):
+            self._finished = True
+        return item
+
+    async def aclose(self) -> None:
+        """Stop consuming; the request is cancelled unless it already finished."""
+        self._cancel()
+
+    async def __aenter__(self) -> EventStream:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._cancel()
+
+    def __del__(self) -> None:
+        self._cancel()
+
+    def _cancel(self) -> None:
+        if not self._finished:
+            self._finished = True
+            self._on_cancel()

