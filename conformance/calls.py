@@ -7,6 +7,7 @@ in nanoseconds (for plausibility checks of the server's durations).
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any
 
@@ -35,9 +36,7 @@ def generate(http: httpx.Client, model: str, prompt: str = PROMPT, **fields: Any
     return http.post("/api/generate", json=body)
 
 
-def chat(
-    http: httpx.Client, model: str, messages: list[dict[str, Any]] | None = None, **fields: Any
-) -> httpx.Response:
+def chat(http: httpx.Client, model: str, messages: list[dict[str, Any]] | None = None, **fields: Any) -> httpx.Response:
     """``POST /api/chat`` with one user turn by default; ``stream`` defaults to false here."""
     body: dict[str, Any] = {
         "model": model,
@@ -75,7 +74,34 @@ def wait_unloaded(http: httpx.Client, model: str, timeout: float = 10.0) -> bool
 
 def delete_quietly(http: httpx.Client, name: str) -> None:
     """Remove a model the case created; absence is fine (cleanup must not mask the real failure)."""
-    try:
+    with contextlib.suppress(httpx.HTTPError):
         http.request("DELETE", "/api/delete", json={"model": name})
-    except httpx.HTTPError:
-        pass
+
+
+def display_name(model: str) -> str:
+    """The shortest display form with the tag always shown (``llama3.2`` -> ``llama3.2:latest``)."""
+    last = model.rsplit("/", 1)[-1]
+    return model if ":" in last else f"{model}:latest"
+
+
+def full_name(model: str) -> str:
+    """``host/namespace/model:tag`` with Ollama's defaults filled in (``registry.ollama.ai``, ``library``)."""
+    parts = display_name(model).split("/")
+    if len(parts) == 1:
+        parts = ["library", *parts]
+    if len(parts) == 2:
+        parts = ["registry.ollama.ai", *parts]
+    return "/".join(parts)
+
+
+def stop_from(text: str) -> tuple[str, str]:
+    """A stop sequence taken from the middle of ``text`` and the text expected before it.
+
+    The sequence starts at a non-space character near the middle so that a greedy rerun with it as ``stop``
+    must end exactly where it first occurs.
+    """
+    start = len(text) // 2
+    while start < len(text) and text[start].isspace():
+        start += 1
+    stop = text[start : start + 3]
+    return stop, text[: text.index(stop)]

@@ -64,7 +64,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         raise pytest.UsageError(f"--only: unknown area(s) {sorted(unknown)}; known: {', '.join(AREAS)}")
     if not only:
         return
-    kept, dropped = [], []
+    kept: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
     for item in items:
         (kept if area_of(item.path.stem) in only else dropped).append(item)
     if dropped:
@@ -121,7 +122,7 @@ def ollama_client(base_url: str) -> Iterator[Any]:
 
     client = ollama.Client(host=base_url, timeout=180)
     yield client
-    client.close()
+    client.close()  # type: ignore[no-untyped-call]
 
 
 @pytest.fixture(scope="session")

@@ -224,7 +224,8 @@ def duration_ns(value: object, where: str, *, wall_ns: int | None = None) -> int
     plausible: not above the wall time (plus 50 ms slack), not below 1/100 of it (milli- or microseconds)."""
     __tracebackhide__ = True
     check(is_type(value, int), f"{where} type", "integer nanoseconds", value)
-    number = int(value)  # type: ignore[call-overload]
+    assert isinstance(value, int)
+    number = value
     check(number >= 0, where, "a non-negative duration", number)
     if wall_ns is not None:
         check(

@@ -147,7 +147,9 @@ class ServerProcess:
         )
         log_file.close()
         try:
-            wait_ready(self.url, self.startup_timeout, alive=lambda: self._proc is not None and self._proc.poll() is None)
+            wait_ready(
+                self.url, self.startup_timeout, alive=lambda: self._proc is not None and self._proc.poll() is None
+            )
         except ServerStartError as exc:
             self.stop()
             raise ServerStartError(f"{exc}\n{self.log_tail()}") from None

@@ -68,7 +68,13 @@ def test_unknown_route_404(http: httpx.Client, path: str) -> None:
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("GET", "/api/generate"), ("GET", "/api/chat"), ("POST", "/api/tags"), ("GET", "/api/delete"), ("PUT", "/api/show")],
+    [
+        ("GET", "/api/generate"),
+        ("GET", "/api/chat"),
+        ("POST", "/api/tags"),
+        ("GET", "/api/delete"),
+        ("PUT", "/api/show"),
+    ],
 )
 def test_wrong_method_405(http: httpx.Client, method: str, path: str) -> None:
     resp = http.request(method, path)

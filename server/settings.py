@@ -198,7 +198,9 @@ class Settings:
     context_length: int = _var(
         "OLLAMA_CONTEXT_LENGTH", _non_negative_int, 0, "Default num_ctx (0 = the PARAMETER default)"
     )
-    flash_attention: bool = _var("OLLAMA_FLASH_ATTENTION", parse_bool, False, "Enable flash attention")
+    flash_attention: bool | None = _var(
+        "OLLAMA_FLASH_ATTENTION", parse_bool, None, "Flash attention: 1 on, 0 off; unset lets llama.cpp decide"
+    )
     kv_cache_type: str = _var("OLLAMA_KV_CACHE_TYPE", _kv_cache_type, "f16", "KV cache type: f16, q8_0, q4_0")
     gpu_overhead: int = _var("OLLAMA_GPU_OVERHEAD", _non_negative_int, 0, "GPU memory (bytes) kept free")
     noprune: bool = _var("OLLAMA_NOPRUNE", parse_bool, False, "Do not prune unused blobs")
@@ -243,6 +245,8 @@ class Settings:
 def _show_default(value: Any) -> str:
     if isinstance(value, HostAddress):
         return f"{value.host}:{value.port}"
+    if value is None:
+        return ""
     if isinstance(value, bool):
         return "1" if value else "0"
     if isinstance(value, tuple):

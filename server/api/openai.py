@@ -61,7 +61,7 @@ async def chat_completions(request: Request) -> Response:
         )
     include_usage = body.stream_options is not None and body.stream_options.include_usage
     stream = compat.ChatCompletionStream(id=compat.chat_completion_id(), include_usage=include_usage)
-    return _sse(first, items, stream.feed)
+    return sse_response(first, items, stream.feed)
 
 
 @router.post("/v1/completions")
@@ -77,7 +77,7 @@ async def completions(request: Request) -> Response:
         )
     include_usage = body.stream_options is not None and body.stream_options.include_usage
     stream = compat.CompletionStream(id=compat.completion_id(), include_usage=include_usage, echo=echo)
-    return _sse(first, items, stream.feed)
+    return sse_response(first, items, stream.feed)
 
 
 @router.post("/v1/embeddings")
@@ -98,7 +98,7 @@ async def retrieve_model(request: Request, model: str) -> Response:
     return OpenAIJSONResponse(compat.to_model(model, shown.modified_at))
 
 
-def _sse(
+def sse_response(
     first: Native, rest: AsyncIterator[Native], convert: Callable[[Native], Sequence[oai.OpenAIModel]]
 ) -> Response:
     """Stream ``convert``ed native chunks as server-sent events. ``first`` was taken before answering, so

@@ -160,19 +160,7 @@ class DecodeLoop:
             self._stopping = True
             self._cond.notify()
         self._thread.join()
-        error = InternalError("the model was unloaded")
-        for slot in self._active:
-            if slot.request is not None:
-                slot.request.sink.put(error)
-            self._release(slot)
-        while self._waiting:
-            request = self._waiting.popleft()
-            request.sink.put(error)
-            request.chain.free()
-        while self._jobs:
-            _, future = self._jobs.popleft()
-            if future.set_running_or_notify_cancel():
-                future.set_exception(error)
+        self._fail_all(InternalError("the model was unloaded"))
         if self._batch is not None:
             llama_cpp.llama_batch_free(self._batch)
             self._batch = None
@@ -202,12 +190,24 @@ class DecodeLoop:
             log.exception("decode loop crashed")
             with self._cond:
                 self._stopping = True
-            error = InternalError("the inference engine failed")
-            for slot in list(self._active):
-                if slot.request is not None:
-                    slot.request.sink.put(error)
-                self._clear_cells(slot)
-                self._release(slot)
+            self._fail_all(InternalError("the inference engine failed"))
+
+    def _fail_all(self, error: InternalError) -> None:
+        """End every running, waiting and queued piece of work with ``error`` (the loop no longer runs)."""
+        with self._cond:
+            waiting, self._waiting = list(self._waiting), deque()
+            jobs, self._jobs = list(self._jobs), deque()
+        for slot in list(self._active):
+            if slot.request is not None:
+                slot.request.sink.put(error)
+            self._clear_cells(slot)
+            self._release(slot)
+        for request in waiting:
+            request.sink.put(error)
+            request.chain.free()
+        for _, future in jobs:
+            if future.set_running_or_notify_cancel():
+                future.set_exception(error)
 
     def _drop_cancelled_waiting(self) -> None:
         if any(r.cancelled for r in self._waiting):

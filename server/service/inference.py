@@ -88,7 +88,7 @@ class Inference:
             await self.scheduler.unload(model.name.full)
             yield api.GenerateResponse(model=req.model, created_at=now_iso(), done=True, done_reason="unload")
             return
-        model.require("completion")
+        model.require("completion", action="generate")
         if req.suffix:
             model.require("insert", full_name=True)
         if think.enabled and think.is_set:
@@ -171,7 +171,7 @@ class Inference:
             await self.scheduler.unload(model.name.full)
             yield _chat_response(req.model, "", done=True, done_reason="unload")
             return
-        model.require("completion")
+        model.require("completion", action="chat")
         if req.tools:
             model.require("tools", full_name=True)
         if think.enabled and think.is_set:
@@ -246,6 +246,9 @@ class Inference:
         options = values.layered_options(self.settings, model.content.parameters, values.request_options(req.options))
         lease = await self._lease(model, options, keep_alive)
         timer.mark_loaded()
+        if not inputs:
+            lease.release()
+            return api.EmbedResponse(model=req.model, embeddings=[])
         try:
             vectors, count = await lease.runner.embed(inputs, truncate=req.truncate is not False)
         finally:

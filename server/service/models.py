@@ -26,11 +26,12 @@ class ResolvedModel:
         assert self.content.model_path is not None
         return self.content.model_path
 
-    def require(self, capability: str, *, full_name: bool = False) -> None:
-        """Raise Ollama's capability error when the model lacks ``capability``."""
+    def require(self, capability: str, *, full_name: bool = False, action: str = "") -> None:
+        """Raise Ollama's capability error when the model lacks ``capability``: ``<model> does not support
+        <action or capability>``, the model quoted as requested or (``full_name``) fully qualified."""
         if capability not in self.capabilities:
             who = self.name.full if full_name else f'"{self.requested}"'
-            raise CapabilityError(f"{who} does not support {capability}")
+            raise CapabilityError(f"{who} does not support {action or capability}")
 
 
 class ModelResolver:

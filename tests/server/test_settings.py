@@ -20,7 +20,7 @@ def test_defaults_match_the_seed_table() -> None:
     assert settings.max_loaded_models == 1
     assert settings.keep_alive == 300.0
     assert settings.max_queue == 512
-    assert settings.flash_attention is False
+    assert settings.flash_attention is None  # unset: llama.cpp decides
     assert settings.kv_cache_type == "f16"
     assert settings.gpu_overhead == 0
     assert settings.noprune is False
@@ -34,7 +34,7 @@ def test_describe_lists_every_variable_with_its_default() -> None:
     assert rows["OLLAMA_NUM_PARALLEL"] == "1"
     assert rows["OLLAMA_MAX_LOADED_MODELS"] == "1"
     assert rows["OLLAMA_MAX_QUEUE"] == "512"
-    assert rows["OLLAMA_FLASH_ATTENTION"] == "0"
+    assert rows["OLLAMA_FLASH_ATTENTION"] == ""  # unset: llama.cpp decides
     assert rows["OLLAMA_KV_CACHE_TYPE"] == "f16"
     assert rows["OLLAMA_NOPRUNE"] == "0"
     assert rows["OLLAMA_ORIGINS"] == ""
