@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from conformance.areas import AREAS
-from conformance.harness import DEFAULT_MODEL, ContainerServer, ContainerUnavailable, ServerProcess, ServerStartError
+from conformance.harness import DEFAULT_MODEL, ContainerServer, ContainerUnavailable, ServerStartError
 from conformance.report import ParityReport
 
 SUITE_DIR = Path(__file__).resolve().parent
@@ -42,8 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def pytest_args(args: argparse.Namespace, url: str) -> list[str]:
-    """The pytest command line for one run of the suite against ``url``."""
+def pytest_args(args: argparse.Namespace, url: str | None) -> list[str]:
+    """The pytest command line for one run of the suite against ``url`` (None: the suite starts Corral)."""
     argv = [
         str(SUITE_DIR),
         "-c",
@@ -52,11 +52,13 @@ def pytest_args(args: argparse.Namespace, url: str) -> list[str]:
         str(SUITE_DIR),
         "--ignore",
         str(SUITE_DIR / "tests"),
-        "--url",
-        url,
         "--model",
         args.model,
     ]
+    if url:
+        argv += ["--url", url]
+    if args.server_log:
+        argv += ["--server-log", str(args.server_log)]
     if args.embed_model:
         argv += ["--embed-model", args.embed_model]
     if args.junit:
@@ -74,21 +76,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the suite; returns the exit code (see the module docstring)."""
     args = build_parser().parse_args(argv)
     with ExitStack() as stack:
-        try:
-            if args.url:
-                url = args.url.rstrip("/")
-            elif args.image:
+        url: str | None = args.url.rstrip("/") if args.url else None
+        if args.image:
+            try:
                 url = stack.enter_context(ContainerServer(args.image, args.model)).url
-            else:
-                server = ServerProcess(args.model, log_path=args.server_log)
-                url = stack.enter_context(server).url
-        except ContainerUnavailable as exc:
-            print(f"conformance: {exc}", file=sys.stderr)
-            return EXIT_NO_CONTAINER
-        except ServerStartError as exc:
-            print(f"conformance: the server did not start: {exc}", file=sys.stderr)
-            return EXIT_NO_SERVER
-        report = ParityReport(args.report, target=args.image or url, model=args.model)
+            except ContainerUnavailable as exc:
+                print(f"conformance: {exc}", file=sys.stderr)
+                return EXIT_NO_CONTAINER
+            except ServerStartError as exc:
+                print(f"conformance: the container did not serve: {exc}", file=sys.stderr)
+                return EXIT_NO_SERVER
+        # Without --url/--image the suite's conftest starts Corral (harness.ServerProcess) and watches it.
+        target = args.image or url or "a Corral server started by the suite"
+        report = ParityReport(args.report, target=target, model=args.model)
         code = pytest.main(pytest_args(args, url), plugins=[report])
     if args.report:
         print(f"conformance: parity report written to {args.report}")

@@ -33,6 +33,7 @@ CASE_MARKERS = (
 )
 SCRATCH_PREFIX = "conformance-"
 UNREACHABLE = 12  # pytest exit status when the target cannot be reached or started
+STARTED_SERVER = pytest.StashKey[ServerProcess]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -102,10 +103,24 @@ def base_url(pytestconfig: pytest.Config, model: str) -> Iterator[str]:
         server.start()
     except ServerStartError as exc:
         pytest.exit(f"conformance: could not start a Corral server: {exc}", returncode=UNREACHABLE)
+    pytestconfig.stash[STARTED_SERVER] = server
     try:
         yield server.url
     finally:
+        del pytestconfig.stash[STARTED_SERVER]
         server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _started_server_alive(request: pytest.FixtureRequest) -> None:
+    """Stop the run with one clear message when the server this session started has died (instead of a
+    connection error in every remaining case)."""
+    server = request.config.stash.get(STARTED_SERVER, None)
+    if server is not None and not server.alive():
+        pytest.exit(
+            f"conformance: the server under test exited during the run; log tail:\n{server.log_tail()}",
+            returncode=UNREACHABLE,
+        )
 
 
 @pytest.fixture(scope="session")

@@ -147,9 +147,7 @@ class ServerProcess:
         )
         log_file.close()
         try:
-            wait_ready(
-                self.url, self.startup_timeout, alive=lambda: self._proc is not None and self._proc.poll() is None
-            )
+            wait_ready(self.url, self.startup_timeout, alive=self.alive)
         except ServerStartError as exc:
             self.stop()
             raise ServerStartError(f"{exc}\n{self.log_tail()}") from None
@@ -170,6 +168,10 @@ class ServerProcess:
                 shutil.copyfile(self.log_path, kept)
                 self.log_path = kept
         self._tmp.cleanup()
+
+    def alive(self) -> bool:
+        """Whether the server process is still running."""
+        return self._proc is not None and self._proc.poll() is None
 
     def log_tail(self, lines: int = 30) -> str:
         """The last ``lines`` lines of the server log."""

@@ -15,7 +15,7 @@ from typing import TextIO
 
 from server import __version__
 from server.catalog import DEFAULT_CATALOG, CatalogError, apply_catalog, load_catalog
-from server.cli import models
+from server.cli import models, run
 from server.cli.client import Client, ServerError, ServerUnavailable
 from server.cli.display import Progress, table
 from server.errors import ApiError, SettingsError
@@ -111,6 +111,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(handler=serve)
     models.add_parsers(sub)
+    run.add_parsers(sub)
     p = sub.add_parser("catalog", help="Validate or apply a model catalog (works on OLLAMA_MODELS directly)")
     catalog_sub = p.add_subparsers(title="catalog commands", metavar="COMMAND", required=True)
     for name, handler, text in (

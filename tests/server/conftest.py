@@ -15,6 +15,12 @@ import uvicorn
 
 from server.app import create_app
 from server.settings import Settings
+from server.store.create import CreateSpec, create_model
+from server.store.modelfile import parse_modelfile
+from server.store.names import ModelName
+from server.store.store import Store
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")
@@ -96,4 +102,37 @@ def server(start_server: Callable[..., LiveServer]) -> LiveServer:
 @pytest.fixture
 def http(server: LiveServer) -> Iterator[httpx.Client]:
     with server.client() as client:
+        yield client
+
+
+def seed_store(models: Path, gguf: Path, name: str = "smollm2:135m") -> None:
+    """Create ``name`` from the repo's smollm2 Modelfile layers directly in the store at ``models``."""
+    store = Store(models)
+    modelfile = parse_modelfile((REPO / "modelfiles" / "smollm2-135m.Modelfile").read_bytes())
+    digest = store.blobs.import_file(gguf).digest
+    spec = CreateSpec(
+        name=ModelName.parse(name),
+        files={"model.gguf": digest},
+        template=modelfile.template,
+        system=modelfile.system,
+        parameters=modelfile.parameters,
+        license=tuple(modelfile.licenses),
+    )
+    create_model(store, spec, lambda _: None)
+
+
+@pytest.fixture(scope="module")
+def model_server(tmp_path_factory: pytest.TempPathFactory, smollm2_gguf: Path) -> Iterator[LiveServer]:
+    """One server per test module with smollm2:135m in its store (the model loads once per module)."""
+    models = tmp_path_factory.mktemp("models")
+    seed_store(models, smollm2_gguf)
+    server = LiveServer(Settings.from_env({"OLLAMA_HOST": f"127.0.0.1:{free_port()}", "OLLAMA_MODELS": str(models)}))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def api(model_server: LiveServer) -> Iterator[httpx.Client]:
+    with model_server.client() as client:
         yield client
