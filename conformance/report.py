@@ -42,6 +42,7 @@ class ParityReport:
         self.target = target
         self.model = model
         self.outcomes: dict[str, Outcome] = {}
+        self.exit_status = 0
 
     @property
     def required_failures(self) -> list[Outcome]:
@@ -73,7 +74,8 @@ class ParityReport:
             longrepr = report.longrepr
             outcome.message = str(longrepr[2]) if isinstance(longrepr, tuple) else _first_lines(longrepr)
 
-    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        self.exit_status = int(exitstatus)
         if not self.target:
             self.target = str(session.config.getoption("--url", default=None) or "a Corral server started by the suite")
         if not self.model:
@@ -86,7 +88,8 @@ class ParityReport:
         """The report text."""
         rows = list(self.outcomes.values())
         counts = Counter(o.outcome for o in rows)
-        verdict = "FAIL" if self.required_failures else "PASS"
+        aborted = self.exit_status not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED)
+        verdict = "FAIL" if self.required_failures or aborted else "PASS"
         lines = [
             "# Ollama API parity report",
             "",
@@ -95,6 +98,10 @@ class ParityReport:
             f"- Run: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M:%SZ')}",
             f"- Verdict: **{verdict}** ({len(self.required_failures)} required case(s) failed; "
             f"{counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped)",
+        ]
+        if aborted:
+            lines.append(f"- **Run aborted** (pytest exit status {self.exit_status}): the results below are partial")
+        lines += [
             "",
             "| Area | Passed | Failed | Skipped | Required failed |",
             "|---|---:|---:|---:|---:|",

@@ -68,12 +68,17 @@ async def progress_response(
         async for item in items:
             last = item
         return GoJSONResponse(last if last is not None else (final() if final else {}))
-    first = await anext(items)
+    return ndjson_response(await anext(items), items)
+
+
+def ndjson_response(first: WireModel, rest: AsyncIterator[WireModel]) -> StreamingResponse:
+    """Stream ``first`` then ``rest`` as NDJSON; an error after the first line becomes a last
+    ``{"error": ...}`` line (the status is already 200), as Ollama does."""
 
     async def body() -> AsyncIterator[bytes]:
         yield ndjson_line(first)
         try:
-            async for item in items:
+            async for item in rest:
                 yield ndjson_line(item)
         except ApiError as exc:
             yield ndjson_line({"error": exc.message})
@@ -97,19 +102,7 @@ async def inference_response(items: AsyncIterator[Inference], *, stream: bool) -
         return GoJSONResponse(first)
     if not stream:
         return GoJSONResponse(await collect(first, items))
-
-    async def body() -> AsyncIterator[bytes]:
-        yield ndjson_line(first)
-        try:
-            async for item in items:
-                yield ndjson_line(item)
-        except ApiError as exc:
-            yield ndjson_line({"error": exc.message})
-        except Exception as exc:
-            log.exception("generation failed")
-            yield ndjson_line({"error": str(exc)})
-
-    return StreamingResponse(body(), media_type=NDJSON)
+    return ndjson_response(first, items)
 
 
 async def collect(first: Inference, rest: AsyncIterator[Inference]) -> Inference:

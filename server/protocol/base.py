@@ -34,9 +34,11 @@ _GO_TYPES = {
 
 
 class WireModel(BaseModel):
-    """Base of every request and response body. ``go_name`` is the Go struct name used in error texts."""
+    """Base of every request and response body. ``go_package`` and ``go_name`` name the Go type Ollama decodes
+    the body into, for error texts that read like Go's."""
 
     model_config = ConfigDict(extra="ignore", populate_by_name=True, strict=True)
+    go_package: ClassVar[str] = "api"
     go_name: ClassVar[str] = ""
 
     def to_wire(self) -> dict[str, Any]:
@@ -55,7 +57,9 @@ def parse_body(model: type[M], body: bytes) -> M:
     except UnicodeDecodeError as exc:
         raise BadRequest("invalid character in request body: not UTF-8") from exc
     if not isinstance(raw, dict):
-        raise BadRequest(f"json: cannot unmarshal {_json_type(raw)} into Go value of type api.{model.go_name}")
+        raise BadRequest(
+            f"json: cannot unmarshal {_json_type(raw)} into Go value of type {model.go_package}.{model.go_name}"
+        )
     try:
         return model.model_validate(raw)
     except ValidationError as exc:

@@ -194,13 +194,15 @@ class ChatRequest(_InferenceRequest):
 
 
 class GenerateResponse(WireModel):
+    """A chunk (``done`` false) or the final object of ``/api/generate``; metrics only on the final one."""
+
     model: str
     created_at: str
     response: str = ""
     thinking: str | None = None
     done: bool
     done_reason: str | None = None
-    context: list[int] | None = None
+    context: list[int] | None = Field(default=None, description="Prompt and output tokens (not in raw mode).")
     total_duration: int | None = None
     load_duration: int | None = None
     prompt_eval_count: int | None = None
@@ -212,6 +214,8 @@ class GenerateResponse(WireModel):
 
 
 class ChatResponse(WireModel):
+    """A chunk or the final object of ``/api/chat``; the field order is Ollama's, hence no shared base."""
+
     model: str
     created_at: str
     message: Message

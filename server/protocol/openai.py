@@ -95,6 +95,7 @@ class ToolCall(WireModel):
 
 
 class Message(WireModel):
+    go_package = "openai"
     go_name = "Message"
 
     role: str = ""
@@ -106,6 +107,7 @@ class Message(WireModel):
 
 
 class ChatCompletionRequest(WireModel):
+    go_package = "openai"
     go_name = "ChatCompletionRequest"
 
     model: str = ""
@@ -136,6 +138,7 @@ class ChatCompletionRequest(WireModel):
 
 
 class CompletionRequest(WireModel):
+    go_package = "openai"
     go_name = "CompletionRequest"
 
     model: str = ""
@@ -160,6 +163,7 @@ class CompletionRequest(WireModel):
 
 
 class EmbeddingRequest(WireModel):
+    go_package = "openai"
     go_name = "EmbedRequest"
 
     model: str = ""

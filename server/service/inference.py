@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from server.engine import Done, EngineModel, LoadParams, Token
+from server.engine import Done, EngineModel, LoadParams, SamplingParams, Token
 from server.errors import BadRequest, InternalError, ModelNotFound
 from server.protocol import ollama as api
 from server.protocol.base import rfc3339
@@ -125,14 +125,7 @@ class Inference:
             if not req.prompt and not req.context:
                 yield api.GenerateResponse(model=req.model, created_at=now_iso(), done=True, done_reason="load")
                 return
-            sampling = values.sampling_params(
-                options,
-                format=fmt,
-                logprobs=req.logprobs,
-                top_logprobs=req.top_logprobs,
-                shift=req.shift,
-                truncate=req.truncate,
-            )
+            sampling = _sampling(req, options, fmt)
             tokens = list(req.context or []) + lease.runner.tokenize(prompt.text, add_special=not req.context)
             async with lease.runner.generate(tokens, sampling) as events:
                 async for event in events:
@@ -200,14 +193,7 @@ class Inference:
                     debug_info={"rendered_template": prompt.text, "image_count": image_count},
                 )
                 return
-            sampling = values.sampling_params(
-                options,
-                format=fmt,
-                logprobs=req.logprobs,
-                top_logprobs=req.top_logprobs,
-                shift=req.shift,
-                truncate=req.truncate,
-            )
+            sampling = _sampling(req, options, fmt)
             parser = ToolCallParser(prompt.tool_tag, tool_names(req.tools)) if req.tools else None
             async with lease.runner.generate(prompt.text, sampling) as events:
                 async for event in events:
@@ -316,6 +302,19 @@ class Inference:
             embedding=model.info.is_embedding,
         )
         return await self.scheduler.acquire(model.name.full, load, keep_alive=keep_alive, info=model)
+
+
+def _sampling(
+    req: api.GenerateRequest | api.ChatRequest, options: dict[str, Any], fmt: str | dict[str, Any] | None
+) -> SamplingParams:
+    return values.sampling_params(
+        options,
+        format=fmt,
+        logprobs=req.logprobs,
+        top_logprobs=req.top_logprobs,
+        shift=req.shift,
+        truncate=req.truncate,
+    )
 
 
 def _chat_response(

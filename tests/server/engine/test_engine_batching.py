@@ -22,7 +22,7 @@ LONG = {"temperature": 0, "num_predict": 100_000, "ignore_eos": True}
 def small(smollm2_path: Path) -> Iterator[EngineModel]:
     """Two slots of 96 tokens and a queue of one: limits are reached quickly."""
     model = EngineModel.load(
-        LoadParams(model_path=str(smollm2_path), num_ctx=96, num_parallel=2, num_thread=2, max_queue=1)
+        LoadParams(model_path=str(smollm2_path), num_ctx=96, num_parallel=2, num_thread=1, max_queue=1)
     )
     yield model
     model.close()
@@ -84,7 +84,7 @@ def test_queue_overflow_is_server_busy_and_admitted_requests_finish(small: Engin
 
 
 def test_waiting_requests_keep_arrival_order(smollm2_path: Path, kit: Any) -> None:
-    model = EngineModel.load(LoadParams(model_path=str(smollm2_path), num_ctx=128, num_parallel=1, num_thread=2))
+    model = EngineModel.load(LoadParams(model_path=str(smollm2_path), num_ctx=128, num_parallel=1, num_thread=1))
     try:
         order: list[int] = []
 
@@ -102,7 +102,7 @@ def test_waiting_requests_keep_arrival_order(smollm2_path: Path, kit: Any) -> No
 
 
 def test_prefix_reuse_on_a_second_turn(smollm2_path: Path, kit: Any) -> None:
-    params = LoadParams(model_path=str(smollm2_path), num_ctx=512, num_parallel=2, num_thread=2)
+    params = LoadParams(model_path=str(smollm2_path), num_ctx=512, num_parallel=2, num_thread=1)
     model = EngineModel.load(params)
     fresh = EngineModel.load(params)
     try:
@@ -158,7 +158,7 @@ def test_long_prompts_are_truncated_or_refused(small: EngineModel, kit: Any) -> 
 
 
 def test_close_fails_running_requests(smollm2_path: Path, kit: Any) -> None:
-    model = EngineModel.load(LoadParams(model_path=str(smollm2_path), num_ctx=128, num_parallel=1, num_thread=2))
+    model = EngineModel.load(LoadParams(model_path=str(smollm2_path), num_ctx=128, num_parallel=1, num_thread=1))
 
     async def scenario() -> None:
         stream = model.generate(kit.chatml("Tell me a story."), SamplingParams(**LONG))

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def embedder(smollm2_path: Path) -> Iterator[EngineModel]:
-    model = EngineModel.load(LoadParams(model_path=str(smollm2_path), num_ctx=64, num_thread=2, embedding=True))
+    model = EngineModel.load(LoadParams(model_path=str(smollm2_path), num_ctx=64, num_thread=1, embedding=True))
     yield model
     model.close()
 

@@ -37,7 +37,7 @@ def test_a_truncated_gguf_fails_cleanly(smollm2_path: Path, tmp_path: Path, keep
     path = tmp_path / "truncated.gguf"
     path.write_bytes(data[: int(len(data) * keep)])
     with pytest.raises(ModelLoadFailed, match="unable to load model"):
-        EngineModel.load(LoadParams(model_path=str(path), num_thread=2))
+        EngineModel.load(LoadParams(model_path=str(path), num_thread=1))
 
 
 def test_bad_load_params_are_invalid_options(smollm2_path: Path) -> None:
@@ -46,7 +46,7 @@ def test_bad_load_params_are_invalid_options(smollm2_path: Path) -> None:
 
 
 def test_close_gives_the_memory_back(smollm2_path: Path, kit: Any) -> None:
-    params = LoadParams(model_path=str(smollm2_path), num_ctx=2048, num_parallel=4, num_thread=2, use_mmap=False)
+    params = LoadParams(model_path=str(smollm2_path), num_ctx=2048, num_parallel=4, num_thread=1, use_mmap=False)
     # one load/unload first, so allocator arenas and llama.cpp's one-time state do not count
     EngineModel.load(params).close()
     gc.collect()
@@ -75,7 +75,7 @@ def test_load_facts(smollm2: EngineModel) -> None:
 
 
 def test_gemma3_generates_and_embeds(gemma_path: Path, kit: Any) -> None:
-    model = EngineModel.load(LoadParams(model_path=str(gemma_path), num_ctx=256, num_parallel=2, num_thread=2))
+    model = EngineModel.load(LoadParams(model_path=str(gemma_path), num_ctx=256, num_parallel=2, num_thread=1))
     try:
         prompt = "The capital of France is"
         alone = kit.generate(model, prompt, temperature=0, num_predict=12)
