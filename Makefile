@@ -29,5 +29,7 @@ lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# The conformance gate starts its own server (free port, temporary store) and writes parity.md.
 test: lint
 	$(BIN)/pytest
+	$(BIN)/corral conformance --report parity.md --junit conformance.xml

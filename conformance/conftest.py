@@ -32,6 +32,7 @@ CASE_MARKERS = (
     "lacks(capability): skip when the model under test has this capability",
 )
 SCRATCH_PREFIX = "conformance-"
+SELF_TESTS = Path(__file__).resolve().parent / "tests"
 UNREACHABLE = 12  # pytest exit status when the target cannot be reached or started
 STARTED_SERVER = pytest.StashKey[ServerProcess]()
 
@@ -72,6 +73,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """Leave the suite's own tests (``conformance/tests``) out of a conformance run unless asked for by path."""
+    if collection_path != SELF_TESTS:
+        return None
+    asked = [Path(arg.split("::", 1)[0]).resolve() for arg in config.args]
+    return not any(path == SELF_TESTS or SELF_TESTS in path.parents for path in asked)
 
 
 def _setting(config: pytest.Config, option: str, env: str, default: str | None = None) -> str | None:

@@ -20,6 +20,7 @@ from server.api import blobs, chat, embed, generate, models, openai, system
 from server.catalog import Catalog, CatalogEntry, load_catalog
 from server.engine import EngineModel, LoadParams
 from server.errors import ApiError, BadRequest
+from server.http_policy import HttpPolicy, is_loopback
 from server.protocol.base import GoJSONResponse
 from server.protocol.ollama import GenerateRequest
 from server.scheduler import Scheduler
@@ -71,6 +72,7 @@ def create_app(settings: Settings, loader: Callable[[LoadParams], EngineModel] =
         openai.router,
     ):
         app.include_router(router)
+    app.add_middleware(HttpPolicy, origins=settings.origins, guard_host=is_loopback(settings.host.host))
     app.add_exception_handler(ApiError, _native_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

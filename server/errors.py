@@ -18,6 +18,7 @@ Hierarchy::
         │   └── BlobNotFound
         ├── RequestCanceled (499)    the client went away while the request waited
         ├── ServerBusy (503)         the waiting queue is full
+        ├── Unsupported (501)        an Ollama feature Corral does not have yet (registry pull/push)
         └── InternalError (500)
             └── ModelLoadFailed      llama.cpp could not load the file
 
@@ -126,6 +127,10 @@ class ServerBusy(ApiError):
 
     def __init__(self, message: str = "server busy, please try again.  maximum pending requests exceeded") -> None:
         super().__init__(message)
+
+
+class Unsupported(ApiError):
+    status_code = 501
 
 
 class InternalError(ApiError):

@@ -67,3 +67,13 @@ async def delete_model(request: Request, models: StoreDep) -> Response:
 @router.get("/api/ps")
 async def running_models(request: Request) -> GoJSONResponse:
     return GoJSONResponse(inference(request).running())
+
+
+@router.post("/api/pull")
+async def pull_model(request: Request) -> Response:
+    management.transfer(parse_body(api.PullRequest, await request.body()), verb="pull")
+
+
+@router.post("/api/push")
+async def push_model(request: Request) -> Response:
+    management.transfer(parse_body(api.PullRequest, await request.body()), verb="push")

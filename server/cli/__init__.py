@@ -25,8 +25,14 @@ from server.store.store import Store
 
 def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
     """Run one CLI command; returns the process exit code."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["conformance"]:
+        # The conformance suite is a separate, black-box package with its own options.
+        from conformance.cli import main as conformance_main
+
+        return conformance_main(arguments[1:])
     parser = _parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(arguments)
     if args.handler is None:
         parser.print_help(out)
         return 0
@@ -112,6 +118,11 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=serve)
     models.add_parsers(sub)
     run.add_parsers(sub)
+    sub.add_parser(
+        "conformance",
+        help="Check Ollama API parity of a server (corral conformance --help)",
+        add_help=False,
+    )
     p = sub.add_parser("catalog", help="Validate or apply a model catalog (works on OLLAMA_MODELS directly)")
     catalog_sub = p.add_subparsers(title="catalog commands", metavar="COMMAND", required=True)
     for name, handler, text in (

@@ -66,11 +66,39 @@ def parse_body(model: type[M], body: bytes) -> M:
         raise BadRequest(_type_error(model, raw, exc)) from exc
 
 
+# What Go's decoder says it was looking for, by what Python's decoder expected.
+_GO_CONTEXT = {
+    "Expecting value": "looking for beginning of value",
+    "Expecting property name enclosed in double quotes": "looking for beginning of object key string",
+    "Expecting ':' delimiter": "after object key",
+    "Expecting ',' delimiter": "after object key:value pair",
+}
+
+
 def _syntax_error(body: bytes, exc: json.JSONDecodeError) -> str:
     if exc.pos >= len(exc.doc.rstrip()):
         return "unexpected EOF"
     char = exc.doc[exc.pos]
-    return f"invalid character {char!r} looking for beginning of value"
+    context = _GO_CONTEXT.get(exc.msg, "looking for beginning of value")
+    if exc.msg == "Expecting ',' delimiter" and _innermost_container(exc.doc, exc.pos) == "[":
+        context = "after array element"
+    return f"invalid character {char!r} {context}"
+
+
+def _innermost_container(doc: str, pos: int) -> str:
+    """``{`` or ``[``: the container open at ``pos`` (strings skipped)."""
+    stack: list[str] = []
+    in_string = escaped = False
+    for char in doc[:pos]:
+        if in_string:
+            escaped, in_string = (False, True) if escaped else (char == "\\", char != '"')
+        elif char == '"':
+            in_string = True
+        elif char in "{[":
+            stack.append(char)
+        elif char in "}]" and stack:
+            stack.pop()
+    return stack[-1] if stack else ""
 
 
 def _json_type(value: Any) -> str:

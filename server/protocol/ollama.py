@@ -101,6 +101,17 @@ class ProgressResponse(WireModel):
     completed: int | None = None
 
 
+class PullRequest(WireModel):
+    """``/api/pull`` and ``/api/push`` (same fields)."""
+
+    go_name = "PullRequest"
+
+    model: str = ""
+    name: str = Field(default="", description="Deprecated alias of model.")
+    insecure: bool = False
+    stream: bool | None = None
+
+
 class CopyRequest(WireModel):
     go_name = "CopyRequest"
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import posixpath
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-from server.errors import BadRequest, InvalidDigest, InvalidModelName, ModelNotFound, TemplateError
+from server.errors import BadRequest, InvalidDigest, InvalidModelName, ModelNotFound, TemplateError, Unsupported
 from server.gotemplate import Template
 from server.options import format_parameter_lines
 from server.protocol import ollama as api
@@ -261,3 +261,16 @@ async def upload_blob(store: Store, digest: Digest, body: AsyncIterator[bytes]) 
         return False
     written = await store.blobs.write_async_stream(body, digest)
     return written.created
+
+
+def transfer(request: api.PullRequest, *, verb: str) -> NoReturn:
+    """``/api/pull`` and ``/api/push``: the request is checked as Ollama checks it, then refused, because
+    Corral has no registry client yet."""
+    text = request.model or request.name
+    if not text:
+        raise BadRequest("model is required")
+    ModelName.parse(text)
+    raise Unsupported(
+        f"{verb} is not supported by this server yet: create models from GGUF files with `corral create` "
+        "or declare them in a catalog (`corral catalog apply`)"
+    )
