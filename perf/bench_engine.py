@@ -86,7 +86,7 @@ def baseline_load(model: str, threads: int, n_ctx: int) -> None:
     _BASELINE["llm"] = llm
 
 
-def baseline_serial(tokens: int) -> tuple[float, float]:
+def baseline_serial(tokens: int, tag: str) -> tuple[float, float]:
     """llama-cpp-python's Llama, requests one after another: (tokens/s, mean time to first token in ms)."""
     llm = _BASELINE["llm"]
     total = 0
@@ -94,7 +94,7 @@ def baseline_serial(tokens: int) -> tuple[float, float]:
     start = time.perf_counter()
     for prompt in PROMPTS:
         t0 = time.perf_counter()
-        ids = llm.tokenize(chatml(prompt).encode(), special=True)
+        ids = llm.tokenize(chatml(tag + prompt).encode(), special=True)
         for i, _ in enumerate(llm.generate(ids, temp=0.0, top_k=1, repeat_penalty=1.0)):
             if i == 0:
                 ttfts.append(time.perf_counter() - t0)
@@ -116,19 +116,21 @@ async def one(model: EngineModel, prompt: str, sampling: SamplingParams, t0: flo
     return count, first
 
 
-async def engine_serial(model: EngineModel, sampling: SamplingParams) -> tuple[float, float]:
+async def engine_serial(model: EngineModel, sampling: SamplingParams, tag: str) -> tuple[float, float]:
     total = 0
     ttfts = []
     start = time.perf_counter()
     for prompt in PROMPTS:
-        count, ttft = await one(model, prompt, sampling, time.perf_counter())
+        count, ttft = await one(model, tag + prompt, sampling, time.perf_counter())
         total += count
         ttfts.append(ttft)
     return total / (time.perf_counter() - start), statistics.mean(ttfts) * 1000
 
 
-async def engine_concurrent(model: EngineModel, sampling: SamplingParams, streams: int) -> tuple[float, list[float]]:
-    prompts = [PROMPTS[i % len(PROMPTS)] + (f" ({i})" if i >= len(PROMPTS) else "") for i in range(streams)]
+async def engine_concurrent(
+    model: EngineModel, sampling: SamplingParams, streams: int, tag: str
+) -> tuple[float, list[float]]:
+    prompts = [tag + PROMPTS[i % len(PROMPTS)] + (f" ({i})" if i >= len(PROMPTS) else "") for i in range(streams)]
     start = time.perf_counter()
     results = await asyncio.gather(*(one(model, p, sampling, start) for p in prompts))
     elapsed = time.perf_counter() - start
@@ -190,10 +192,11 @@ def main() -> None:
         model = EngineModel.load(params)
         try:
             asyncio.run(one(model, "warm up", SamplingParams(temperature=0, num_predict=2), time.perf_counter()))
-            for _ in range(args.rounds):
-                base.append(pool.submit(baseline_serial, args.tokens).result())
-                single.append(asyncio.run(engine_serial(model, sampling)))
-                multi.append(asyncio.run(engine_concurrent(model, sampling, args.streams)))
+            for r in range(args.rounds):
+                # A new tag per round and phase: no prompt can reuse cells of an earlier one (cold TTFT).
+                base.append(pool.submit(baseline_serial, args.tokens, f"[b{r}] ").result())
+                single.append(asyncio.run(engine_serial(model, sampling, f"[s{r}] ")))
+                multi.append(asyncio.run(engine_concurrent(model, sampling, args.streams, f"[m{r}] ")))
             rss_10, rss_n, busy = asyncio.run(short_requests(model, args.short))
         finally:
             model.close()

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+import time
 from pathlib import Path
 
 import gguf
 import httpx
+import numpy
 import pytest
 
 GREEDY = {"temperature": 0, "num_predict": 12}
@@ -231,7 +234,7 @@ def test_embedding_model_does_not_support_generate(api: httpx.Client, tmp_path: 
     writer = gguf.GGUFWriter(str(path), "bert")
     writer.add_uint32("bert.pooling_type", 1)
     writer.add_uint32("bert.context_length", 512)
-    writer.add_tensor("w", __import__("numpy").zeros((4, 4), dtype="float32"))
+    writer.add_tensor("w", numpy.zeros((4, 4), dtype="float32"))
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
@@ -244,8 +247,25 @@ def test_embedding_model_does_not_support_generate(api: httpx.Client, tmp_path: 
 
 
 def upload_bytes(api: httpx.Client, data: bytes) -> str:
-    import hashlib
-
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
     assert api.post(f"/api/blobs/{digest}", content=data).is_success
     return digest
+
+
+def test_client_disconnect_mid_stream_frees_the_slot(model_server, api: httpx.Client) -> None:
+    """A client that goes away stops its generation: the lease is released and the model is idle again."""
+    scheduler = model_server.server.config.app.state.inference.scheduler
+    with api.stream(
+        "POST",
+        "/api/generate",
+        json={"model": "smollm2:135m", "prompt": "Write a long story.", "options": {"num_predict": 100000}},
+    ) as response:
+        first = next(response.iter_lines())
+        assert json.loads(first)["done"] is False
+        assert scheduler.running()[0].active == 1
+    deadline = time.monotonic() + 60
+    while scheduler.running()[0].active and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert scheduler.running()[0].active == 0
+    quick = generate(api, prompt="Hi", options={"temperature": 0, "num_predict": 3}, stream=False).json()
+    assert quick["eval_count"] == 3
