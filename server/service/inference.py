@@ -18,6 +18,7 @@ from typing import Any
 
 from server.engine import Done, EngineModel, LoadParams, SamplingParams, Token
 from server.errors import BadRequest, InternalError, ModelNotFound
+from server.prompt import ChatToolCall
 from server.protocol import ollama as api
 from server.protocol.base import rfc3339
 from server.scheduler import Lease, Scheduler
@@ -27,13 +28,18 @@ from server.service.models import ModelResolver, ResolvedModel
 from server.service.prompting import PromptRequest, render_chat, render_generate, wire_tool_call
 from server.settings import Settings
 from server.store.store import Store
+from server.thinking import ThinkingParser
 from server.toolcalls import ToolCallParser, tool_names
 
 EngineScheduler = Scheduler[EngineModel, LoadParams]
 
 
 def now_iso() -> str:
-    return rfc3339(datetime.now(UTC))
+    """``created_at``: UTC with nanoseconds, trailing zeros trimmed, as Go prints ``time.Now().UTC()``."""
+    now = time.time_ns()
+    stamp = datetime.fromtimestamp(now // 1_000_000_000, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    fraction = f"{now % 1_000_000_000:09d}".rstrip("0")
+    return f"{stamp}.{fraction}Z" if fraction else f"{stamp}Z"
 
 
 @dataclass
@@ -127,17 +133,30 @@ class Inference:
                 return
             sampling = _sampling(req, options, fmt)
             tokens = list(req.context or []) + lease.runner.tokenize(prompt.text, add_special=not req.context)
+            thinker = ThinkingParser() if _thinks(model, think) else None
             async with lease.runner.generate(tokens, sampling) as events:
                 async for event in events:
                     if isinstance(event, Token):
-                        yield api.GenerateResponse(
-                            model=req.model,
-                            created_at=now_iso(),
-                            response=event.text,
-                            done=False,
-                            logprobs=_logprobs(event) if sampling.logprobs else None,
-                        )
+                        thinking, text = thinker.feed(event.text) if thinker else ("", event.text)
+                        logprobs = _logprobs(event) if sampling.logprobs else None
+                        if text or thinking or logprobs:
+                            yield api.GenerateResponse(
+                                model=req.model,
+                                created_at=now_iso(),
+                                response=text,
+                                thinking=thinking or None,
+                                done=False,
+                                logprobs=logprobs,
+                            )
                     else:
+                        if thinker is not None and any(rest := thinker.flush()):
+                            yield api.GenerateResponse(
+                                model=req.model,
+                                created_at=now_iso(),
+                                response=rest.content,
+                                thinking=rest.thinking or None,
+                                done=False,
+                            )
                         final = api.GenerateResponse(
                             model=req.model,
                             created_at=now_iso(),
@@ -162,7 +181,7 @@ class Inference:
         think = values.think_setting(req.think)
         if not req.messages and keep_alive == 0 and not req.debug_render_only:
             await self.scheduler.unload(model.name.full)
-            yield _chat_response(req.model, "", done=True, done_reason="unload")
+            yield _chat_response(req.model, _message(""), done=True, done_reason="unload")
             return
         model.require("completion", action="chat")
         if req.tools:
@@ -178,7 +197,7 @@ class Inference:
         timer.mark_loaded()
         try:
             if not req.messages and not req.debug_render_only:
-                yield _chat_response(req.model, "", done=True, done_reason="load")
+                yield _chat_response(req.model, _message(""), done=True, done_reason="load")
                 return
             counter = (lambda text: len(lease.runner.tokenize(text))) if lease and req.truncate is not False else None
             prompt = render_chat(
@@ -194,27 +213,22 @@ class Inference:
                 )
                 return
             sampling = _sampling(req, options, fmt)
-            parser = ToolCallParser(prompt.tool_tag, tool_names(req.tools)) if req.tools else None
+            output = _ChatOutput(
+                ThinkingParser() if _thinks(model, think) else None,
+                ToolCallParser(prompt.tool_tag, tool_names(req.tools)) if req.tools else None,
+            )
             async with lease.runner.generate(prompt.text, sampling) as events:
                 async for event in events:
                     if isinstance(event, Token):
-                        text, calls = (event.text, []) if parser is None else parser.feed(event.text)
-                        if text or calls:
-                            yield _chat_response(
-                                req.model,
-                                text,
-                                done=False,
-                                tool_calls=[wire_tool_call(c) for c in calls],
-                                logprobs=_logprobs(event) if sampling.logprobs else None,
-                            )
+                        logprobs = _logprobs(event) if sampling.logprobs else None
+                        message = output.feed(event.text)
+                        if message.content or message.thinking or message.tool_calls or logprobs:
+                            yield _chat_response(req.model, message, done=False, logprobs=logprobs)
                     else:
-                        if parser is not None:
-                            text, calls = parser.flush()
-                            if text or calls:
-                                yield _chat_response(
-                                    req.model, text, done=False, tool_calls=[wire_tool_call(c) for c in calls]
-                                )
-                        final = _chat_response(req.model, "", done=True, done_reason=event.done_reason)
+                        message = output.flush()
+                        if message.content or message.thinking or message.tool_calls:
+                            yield _chat_response(req.model, message, done=False)
+                        final = _chat_response(req.model, _message(""), done=True, done_reason=event.done_reason)
                         yield final.model_copy(update=_metrics(event, timer))
         finally:
             if lease is not None:
@@ -319,21 +333,51 @@ def _sampling(
 
 def _chat_response(
     model: str,
-    content: str,
+    message: api.Message,
     *,
     done: bool,
     done_reason: str | None = None,
-    tool_calls: list[api.ToolCall] | None = None,
     logprobs: list[api.Logprob] | None = None,
 ) -> api.ChatResponse:
     return api.ChatResponse(
-        model=model,
-        created_at=now_iso(),
-        message=api.Message(role="assistant", content=content, tool_calls=tool_calls or None),
-        done=done,
-        done_reason=done_reason,
-        logprobs=logprobs,
+        model=model, created_at=now_iso(), message=message, done=done, done_reason=done_reason, logprobs=logprobs
     )
+
+
+def _message(content: str, thinking: str = "", calls: list[ChatToolCall] | None = None) -> api.Message:
+    return api.Message(
+        role="assistant",
+        content=content,
+        thinking=thinking or None,
+        tool_calls=[wire_tool_call(c) for c in calls] if calls else None,
+    )
+
+
+class _ChatOutput:
+    """Generated text -> assistant message parts: reasoning split off first, then tool calls parsed."""
+
+    def __init__(self, thinker: ThinkingParser | None, tools: ToolCallParser | None) -> None:
+        self.thinker = thinker
+        self.tools = tools
+
+    def feed(self, text: str) -> api.Message:
+        thinking, content = self.thinker.feed(text) if self.thinker else ("", text)
+        content, calls = self.tools.feed(content) if self.tools and content else (content, [])
+        return _message(content, thinking, calls)
+
+    def flush(self) -> api.Message:
+        thinking, content = self.thinker.flush() if self.thinker else ("", "")
+        calls: list[ChatToolCall] = []
+        if self.tools is not None:
+            fed, fed_calls = self.tools.feed(content) if content else ("", [])
+            rest, rest_calls = self.tools.flush()
+            content, calls = fed + rest, fed_calls + rest_calls
+        return _message(content, thinking, calls)
+
+
+def _thinks(model: ResolvedModel, think: values.Think) -> bool:
+    """Whether to split reasoning from the answer: a thinking model thinks unless the request said no."""
+    return "thinking" in model.capabilities and (think.enabled if think.is_set else True)
 
 
 def _metrics(done: Done, timer: _Timer) -> dict[str, int]:

@@ -119,7 +119,7 @@ def capabilities(info: GGUFInfo | None, content: ModelContent) -> list[str]:
                 caps.append("tools")
             if template.references("Suffix"):
                 caps.append("insert")
-            if template.references("Thinking"):
+            if template.references("Thinking") or template.references("Think"):
                 caps.append("thinking")
     caps += [c for c in content.config.capabilities if c not in caps]
     return caps

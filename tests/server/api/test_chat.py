@@ -181,3 +181,21 @@ def test_logprobs_with_top_alternatives(api: httpx.Client) -> None:
         assert item["logprob"] <= 0 and isinstance(item["token"], str)
         assert len(item["top_logprobs"]) == 2
         assert item["top_logprobs"][0]["logprob"] >= item["top_logprobs"][1]["logprob"]
+
+
+def test_thinking_model_accepts_think(api: httpx.Client) -> None:
+    template = (
+        "{{ range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n{{ end }}<|im_start|>assistant\n"
+        "{{ if .Think }}<think>{{ end }}"
+    )
+    created = api.post("/api/create", json={"model": "thinker", "from": "smollm2:135m", "template": template})
+    assert created.status_code == 200
+    assert "thinking" in api.post("/api/show", json={"model": "thinker"}).json()["capabilities"]
+    body = api.post(
+        "/api/chat",
+        json={"model": "thinker", "messages": HELLO, "think": True, "options": GREEDY, "stream": False},
+    )
+    assert body.status_code == 200, body.text
+    message = body.json()["message"]
+    assert message["role"] == "assistant"
+    assert isinstance(message.get("thinking", ""), str)

@@ -195,7 +195,8 @@ def test_copy_delete_errors(http: httpx.Client, method, path, body, status, erro
     ("content", "error"),
     [
         (b"", "missing request body"),
-        (b"{nope", "invalid character 'n' looking for beginning of value"),
+        (b"{nope", "invalid character 'n' looking for beginning of object key string"),
+        (b"nope", "invalid character 'n' looking for beginning of value"),
         (b'{"model": 5}', "json: cannot unmarshal number into Go struct field ShowRequest.model of type string"),
         (b"[1]", "json: cannot unmarshal array into Go value of type api.ShowRequest"),
     ],
