@@ -20,3 +20,8 @@ async def root() -> PlainTextResponse:
 @router.api_route("/api/version", methods=["GET", "HEAD"])
 async def version() -> GoJSONResponse:
     return GoJSONResponse(api.VersionResponse(version=__version__))
+
+
+@router.get("/api/status")
+async def status() -> GoJSONResponse:
+    return GoJSONResponse(api.StatusResponse(cloud=api.CloudStatus(disabled=True, source="default")))

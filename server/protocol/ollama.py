@@ -17,6 +17,17 @@ class VersionResponse(WireModel):
     version: str
 
 
+class CloudStatus(WireModel):
+    disabled: bool
+    source: str
+
+
+class StatusResponse(WireModel):
+    """``/api/status``: Ollama reports whether its cloud models are enabled; Corral has none."""
+
+    cloud: CloudStatus
+
+
 class ModelDetails(WireModel):
     """``details`` of ``/api/tags``, ``/api/show`` and ``/api/ps`` (from the config blob)."""
 

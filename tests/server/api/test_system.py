@@ -21,3 +21,7 @@ def test_unknown_route_and_wrong_method_are_plain_text(http: httpx.Client) -> No
     assert (missing.status_code, missing.text) == (404, "404 page not found")
     wrong = http.get("/api/show")
     assert (wrong.status_code, wrong.text) == (405, "405 method not allowed")
+
+
+def test_status_reports_no_cloud(http: httpx.Client) -> None:
+    assert http.get("/api/status").json() == {"cloud": {"disabled": True, "source": "default"}}
