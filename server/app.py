@@ -1,7 +1,7 @@
 """``create_app``: the one place where the server's parts are built and wired together.
 
-Everything a request needs (settings, the model store) lives on ``app.state``; nothing is a module global,
-so two apps can run side by side in one process (tests do).
+Everything a request needs (settings, the model store, the inference service with its scheduler) lives on
+``app.state``; nothing is a module global, so two apps can run side by side in one process (tests do).
 """
 
 from __future__ import annotations

@@ -78,12 +78,14 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
     at the end of the test."""
     servers: list[LiveServer] = []
 
-    def start(models: Path | None = None, **env: str) -> LiveServer:
+    def start(models: Path | None = None, *, catalog: Path | None = None, **env: str) -> LiveServer:
         environ = {
             "OLLAMA_HOST": f"127.0.0.1:{free_port()}",
             "OLLAMA_MODELS": str(models or tmp_path / "models"),
             **{f"OLLAMA_{key.upper()}": value for key, value in env.items()},
         }
+        if catalog is not None:
+            environ["CORRAL_CATALOG"] = str(catalog)
         server = LiveServer(Settings.from_env(environ))
         server.start()
         servers.append(server)

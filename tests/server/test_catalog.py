@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import time
 from pathlib import Path
 
 import pytest
@@ -139,3 +140,19 @@ def test_concurrent_applies_on_one_store_agree(tmp_path: Path) -> None:
     assert stored.digest == digests[0]
     assert all(store.blobs.exists(d) for d in stored.manifest.digests())
     assert not [p for p in models.rglob(".tmp-*")]
+
+
+def test_server_preloads_catalog_models_with_their_num_parallel(tmp_path: Path, start_server) -> None:
+    path = write_catalog(
+        tmp_path, "version: 1\nmodels:" + SMOL_ENTRY + "    preload: true\n    options:\n      num_parallel: 2\n"
+    )
+    models = tmp_path / "models"
+    apply_catalog(load_catalog(path), Store(models), lambda _: None)
+    server = start_server(models, catalog=path)
+    scheduler = server.server.config.app.state.inference.scheduler
+    deadline = time.monotonic() + 120
+    while not scheduler.running() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (row,) = scheduler.running()
+    assert row.name == "registry.ollama.ai/library/smol:135m"
+    assert row.params.num_parallel == 2
