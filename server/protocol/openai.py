@@ -2,7 +2,7 @@
 
 Requests are decoded like the native ones (strict types, unknown fields ignored: the openai SDKs send many
 optional fields Corral does not use). Fields whose shape varies (``content``, ``stop``, ``tool_choice``,
-``input``) stay ``Any`` and are checked by the pure conversions in ``server/openai_compat.py``, which raise
+``input``) stay ``Any`` and are checked by the pure conversions in ``server/openai_compat/``, which raise
 errors with Ollama's texts.
 
 Responses follow Ollama's Go structs: a field is omitted when ``None`` unless the class lists it in

@@ -1,4 +1,4 @@
-"""The pure /v1 <-> native conversions (server/openai_compat.py), table-driven."""
+"""The pure /v1 <-> native conversions (server/openai_compat/), table-driven."""
 
 from __future__ import annotations
 
