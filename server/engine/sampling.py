@@ -3,8 +3,13 @@
 Every request owns one chain, so its state (RNG, penalty window, grammar, mirostat mu) never depends on which
 requests share its decode steps: the same seed gives the same text alone or in a batch.
 
-Order in the chain (llama.cpp's common order): grammar, penalties, then either greedy (temperature 0), mirostat
+Order in the chain (llama.cpp's common order): penalties, then either greedy (temperature 0), mirostat
 (temperature then mirostat v1/v2), or top_k, tail-free, typical, top_p, min_p, temperature, dist(seed).
+
+A grammar (``format``) is applied lazily: the chain picks a token as if unconstrained, the grammar checks just
+that token, and only when it is rejected is the grammar applied to the whole vocabulary before picking again.
+Checking a 49k-token vocabulary against a grammar at every step is what made constrained output slow; most
+steps of a model asked for JSON already pick a valid token.
 """
 
 from __future__ import annotations
@@ -116,6 +121,9 @@ class SamplerChain:
         self._weights = weights
         self._keep: list[_PySampler] = []
         self._penalties: Any = None
+        self._grammar: Any = None
+        self._candidates: np.ndarray[Any, np.dtype[np.void]] | None = None
+        self._cur: Any = None
         self.penalty_window = 0
         self.seed = resolve_seed(params.seed)
         cparams = llama_cpp.llama_sampler_chain_default_params()
@@ -137,7 +145,17 @@ class SamplerChain:
         sampler = llama_cpp.llama_sampler_init_grammar(self._weights.vocab, grammar.encode(), b"root")
         if not sampler:
             raise InvalidOption("invalid format: the JSON schema could not be turned into a grammar")
-        self._add(sampler)
+        # Kept outside the chain: see the module docstring.
+        self._grammar = sampler
+        n_vocab = self._weights.n_vocab
+        self._candidates = np.zeros(n_vocab, dtype=_TOKEN_DATA)
+        self._candidates["id"] = np.arange(n_vocab, dtype=np.int32)
+        self._cur = llama_cpp.llama_token_data_array(
+            data=self._candidates.ctypes.data_as(llama_cpp.llama_token_data_p),
+            size=n_vocab,
+            selected=-1,
+            sorted=False,
+        )
 
     def _add_penalties(self, params: SamplingParams, n_ctx: int) -> None:
         last_n = n_ctx if params.repeat_last_n == -1 else params.repeat_last_n
@@ -203,13 +221,48 @@ class SamplerChain:
 
     def sample(self, ctx: Any, index: int) -> int:
         """Pick the next token from the logits of batch entry ``index`` and advance the chain's state."""
-        return int(llama_cpp.llama_sampler_sample(self.ptr, ctx, index))
+        if self._grammar is None:
+            return int(llama_cpp.llama_sampler_sample(self.ptr, ctx, index))
+        logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(ctx, index), shape=(self._weights.n_vocab,))
+        token = self._pick(logits, constrained=False)
+        if not self._grammar_allows(token, float(logits[token])):
+            token = self._pick(logits, constrained=True)
+        llama_cpp.llama_sampler_accept(self._grammar, token)
+        llama_cpp.llama_sampler_accept(self.ptr, token)
+        return token
+
+    def _pick(self, logits: np.ndarray[Any, np.dtype[np.float32]], *, constrained: bool) -> int:
+        """Run the chain (after the grammar when ``constrained``) over fresh candidates; the chosen token id."""
+        assert self._candidates is not None
+        self._candidates["id"] = np.arange(self._weights.n_vocab, dtype=np.int32)
+        self._candidates["logit"] = logits
+        self._candidates["p"] = 0.0
+        cur = self._cur
+        cur.data = self._candidates.ctypes.data_as(llama_cpp.llama_token_data_p)
+        cur.size = self._weights.n_vocab
+        cur.selected = -1
+        cur.sorted = False
+        if constrained:
+            llama_cpp.llama_sampler_apply(self._grammar, ctypes.byref(cur))
+        llama_cpp.llama_sampler_apply(self.ptr, ctypes.byref(cur))
+        return int(cur.data[cur.selected].id)
+
+    def _grammar_allows(self, token: int, logit: float) -> bool:
+        single = np.array([(token, logit, 0.0)], dtype=_TOKEN_DATA)
+        array = llama_cpp.llama_token_data_array(
+            data=single.ctypes.data_as(llama_cpp.llama_token_data_p), size=1, selected=-1, sorted=False
+        )
+        llama_cpp.llama_sampler_apply(self._grammar, ctypes.byref(array))
+        return bool(np.isfinite(single["logit"][0]))
 
     def free(self) -> None:
         if self.ptr is not None:
             llama_cpp.llama_sampler_free(self.ptr)
             self.ptr = None
             self._penalties = None
+        if self._grammar is not None:
+            llama_cpp.llama_sampler_free(self._grammar)
+            self._grammar = None
 
 
 def _logit_of(cur: Any, token: int) -> float:
