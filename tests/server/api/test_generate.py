@@ -258,10 +258,19 @@ def test_client_disconnect_mid_stream_frees_the_slot(model_server, api: httpx.Cl
     with api.stream(
         "POST",
         "/api/generate",
-        json={"model": "smollm2:135m", "prompt": "Write a long story.", "options": {"num_predict": 100000}},
+        # Greedy counting goes on far beyond what the test reads, so the request is still running when the
+        # client leaves (a prompt the model could finish early would make this test pass vacuously).
+        json={
+            "model": "smollm2:135m",
+            "prompt": "1, 2, 3, 4, 5, 6, 7, 8, 9, 10,",
+            "raw": True,
+            "options": {"temperature": 0, "num_predict": 100000},
+        },
     ) as response:
-        first = next(response.iter_lines())
-        assert json.loads(first)["done"] is False
+        # Keep the line iterator referenced: dropping it closes httpx's byte stream, which is itself a
+        # disconnect, and the server would (rightly) free the slot before the next assertion.
+        lines = response.iter_lines()
+        assert json.loads(next(lines))["done"] is False
         assert scheduler.running()[0].active == 1
     deadline = time.monotonic() + 60
     while scheduler.running()[0].active and time.monotonic() < deadline:
