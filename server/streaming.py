@@ -56,9 +56,7 @@ async def run_with_progress(work: Callable[[Callable[[T], None]], object]) -> As
         await asyncio.shield(task)
 
 
-async def progress_response(
-    items: AsyncIterator[WireModel], *, stream: bool, final: Callable[[], WireModel] | None = None
-) -> Response:
+async def progress_response(items: AsyncIterator[WireModel], *, stream: bool) -> Response:
     """Respond with an NDJSON stream of ``items`` or, with ``stream=False``, only the last item.
 
     Errors before the first item propagate (real status); later ones become a final error line.
@@ -67,7 +65,7 @@ async def progress_response(
         last: WireModel | None = None
         async for item in items:
             last = item
-        return GoJSONResponse(last if last is not None else (final() if final else {}))
+        return GoJSONResponse(last if last is not None else {})
     return ndjson_response(await anext(items), items)
 
 
