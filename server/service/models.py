@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from server.errors import CapabilityError, InvalidModelName, ModelNotFound
+from server.errors import CapabilityError, InvalidModelName, ModelNotFound, TemplateError
+from server.gotemplate import Template
 from server.service.management import capabilities
 from server.store.gguf_info import GGUFInfo, read_gguf
 from server.store.names import ModelName
@@ -20,6 +22,13 @@ class ResolvedModel:
     content: ModelContent
     info: GGUFInfo
     capabilities: tuple[str, ...]
+    template: Template | None = None  # the Modelfile TEMPLATE, parsed once; None without one
+
+    @property
+    def prompt_template(self) -> Template | str | None:
+        """What prompts are rendered with: the parsed TEMPLATE, or its text when it does not parse (rendering
+        then raises the parse error), or None for the GGUF's own chat template."""
+        return self.template or self.content.template or None
 
     @property
     def model_path(self) -> Path:
@@ -35,11 +44,13 @@ class ResolvedModel:
 
 
 class ModelResolver:
-    """Looks models up in the store; GGUF headers are parsed once per blob (blobs never change)."""
+    """Looks models up in the store. What a request needs of a model (layers, GGUF facts, capabilities, the
+    parsed template) is computed once per manifest digest: a manifest names content-addressed blobs, so the
+    same digest always means the same model."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self._gguf: dict[Path, GGUFInfo] = {}
+        self._cache: dict[tuple[str, str, str, str], ResolvedModel] = {}
 
     def resolve(self, requested: str, *, missing: str) -> ResolvedModel:
         """Find ``requested`` or raise: ``InvalidModelName`` for a bad name, ``ModelNotFound`` with the
@@ -50,17 +61,30 @@ class ModelResolver:
         stored = self.store.get(name)
         if stored is None:
             raise ModelNotFound(missing.format(name=requested))
+        cached = self._cache.get(stored.name.key)
+        if cached is not None and cached.stored.digest == stored.digest:
+            return dataclasses.replace(cached, requested=requested, stored=stored)
         content = self.store.content(stored)
         if content.model_path is None:
             raise ModelNotFound(missing.format(name=requested))
-        info = self._gguf.get(content.model_path)
-        if info is None:
-            info = self._gguf[content.model_path] = read_gguf(content.model_path)
-        return ResolvedModel(
+        info = read_gguf(content.model_path)
+        resolved = ResolvedModel(
             name=stored.name,
             requested=requested,
             stored=stored,
             content=content,
             info=info,
             capabilities=tuple(capabilities(info, content)),
+            template=_parse(content.template),
         )
+        self._cache[stored.name.key] = resolved
+        return resolved
+
+
+def _parse(text: str) -> Template | None:
+    if not text:
+        return None
+    try:
+        return Template.parse(text)
+    except TemplateError:
+        return None

@@ -8,7 +8,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from server.gotemplate import Template
 from server.prompt import ChatMessage, ChatToolCall, build_chat_prompt, build_generate_prompt
 from server.protocol import ollama as api
 from server.service.models import ResolvedModel
@@ -43,7 +42,7 @@ def render_generate(model: ResolvedModel, req: PromptRequest) -> Prompt:
     if req.raw:
         return Prompt(text=req.prompt, tool_tag="{")
     rendered = build_generate_prompt(
-        req.template or model.content.template or None,
+        req.template or model.prompt_template,
         model.info.chat_template or None,
         req.prompt,
         system=req.system or "",
@@ -68,7 +67,7 @@ def render_chat(
 ) -> Prompt:
     """``/api/chat``'s prompt, truncated to ``num_ctx`` tokens when ``count_tokens`` is given."""
     rendered = build_chat_prompt(
-        model.content.template or None,
+        model.prompt_template,
         model.info.chat_template or None,
         [chat_message(m) for m in messages],
         tools or (),
@@ -117,9 +116,9 @@ def _modelfile_messages(model: ResolvedModel) -> list[ChatMessage]:
 
 
 def _tool_tag(model: ResolvedModel) -> str:
-    if not model.content.template:
+    if model.template is None:
         return "{"
-    return Template.parse(model.content.template).tool_call_tag() or "{"
+    return model.template.tool_call_tag() or "{"
 
 
 def _think_value(think: Think | None) -> bool | str | None:
