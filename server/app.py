@@ -18,7 +18,7 @@ from starlette.responses import PlainTextResponse, Response
 
 from server.api import blobs, chat, embed, generate, models, openai, system
 from server.catalog import Catalog, CatalogEntry, load_catalog
-from server.engine import EngineModel, LoadParams
+from server.engine import ComputeThread, EngineModel, LoadParams
 from server.errors import ApiError, BadRequest
 from server.http_policy import HttpPolicy, is_loopback
 from server.protocol.base import GoJSONResponse
@@ -31,11 +31,14 @@ from server.store.store import Store
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings, loader: Callable[[LoadParams], EngineModel] = EngineModel.load) -> FastAPI:
+def create_app(
+    settings: Settings, loader: Callable[[LoadParams, ComputeThread], EngineModel] = EngineModel.load
+) -> FastAPI:
     """Build the ASGI app for ``settings``.
 
     At start the store is pruned of stale files and, with ``CORRAL_CATALOG``, the catalog's preload models
-    start loading (in the background: the server answers at once). At shutdown every model is unloaded.
+    start loading (in the background: the server answers at once). Every model's compute runs on the app's one
+    compute thread. At shutdown every model is unloaded.
     """
     store = Store(settings.models, noprune=settings.noprune)
     catalog = load_catalog(settings.catalog) if settings.catalog else None
@@ -45,8 +48,9 @@ def create_app(settings: Settings, loader: Callable[[LoadParams], EngineModel] =
         removed = store.prune()
         if removed:
             log.info("pruned %d stale files from %s", len(removed), settings.models)
+        compute = ComputeThread()
         scheduler: EngineScheduler = Scheduler(
-            loader,
+            lambda params: loader(params, compute),
             max_loaded=settings.max_loaded_models or 3,
             default_keep_alive=settings.keep_alive,
             load_timeout=settings.load_timeout,
@@ -57,7 +61,10 @@ def create_app(settings: Settings, loader: Callable[[LoadParams], EngineModel] =
         yield
         for task in preloads:
             task.cancel()
-        await scheduler.close()
+        try:
+            await scheduler.close()
+        finally:
+            await asyncio.to_thread(compute.close)
 
     app = FastAPI(title="Corral", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.settings = settings

@@ -7,14 +7,19 @@ Public API::
         ...
     vectors, n_tokens = await model.embed(["text"], truncate=True)
     model.close()
+
+Models share a :class:`ComputeThread` when given one (``EngineModel.load(params, compute)``): the server runs all
+llama.cpp compute of the process on one thread.
 """
 
+from .compute import ComputeThread
 from .events import Done, DoneReason, Event, Logprob, Token, TopLogprob
 from .model import EngineModel
 from .params import LoadParams, SamplingParams
 from .stream import EventStream
 
 __all__ = [
+    "ComputeThread",
     "Done",
     "DoneReason",
     "EngineModel",

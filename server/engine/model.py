@@ -1,7 +1,8 @@
 """One loaded model: weights, a generation context driven by a decode loop, and (lazily) an embedding context.
 
 This is the engine's public face. The scheduler loads an :class:`EngineModel` per (model, load options), calls
-:meth:`EngineModel.generate` / :meth:`EngineModel.embed`, and :meth:`EngineModel.close` when it unloads.
+:meth:`EngineModel.generate` / :meth:`EngineModel.embed`, and :meth:`EngineModel.close` when it unloads. All
+models of a process share one :class:`ComputeThread` (the server's); a model loaded without one gets its own.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ import asyncio
 import ctypes
 import logging
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import llama_cpp
@@ -18,6 +18,7 @@ import llama_cpp
 from server.errors import BadRequest, CapabilityError, InternalError, ModelLoadFailed
 
 from .batching import DecodeLoop, Request
+from .compute import ComputeThread
 from .embedding import Embedder
 from .params import LoadParams, SamplingParams
 from .sampling import SamplerChain
@@ -37,16 +38,17 @@ class EngineModel:
     a coroutine; ``close`` may be called from any thread, once every consumer is done or may be failed.
     """
 
-    def __init__(self, params: LoadParams, weights: Weights) -> None:
+    def __init__(self, params: LoadParams, weights: Weights, compute: ComputeThread, owns_compute: bool) -> None:
         self.params = params
         self._weights = weights
+        self._compute = compute
+        self._owns_compute = owns_compute
         self._threads = params.num_thread or default_threads()
         self._ctx: Any = None
         self._loop: DecodeLoop | None = None
         self._adapters: list[Any] = []
         self._embedder: Embedder | None = None
         self._embedder_lock = threading.Lock()
-        self._executor: ThreadPoolExecutor | None = None
         self._closed = False
         num_ctx = params.num_ctx
         if 0 < weights.n_ctx_train < num_ctx:
@@ -64,17 +66,18 @@ class EngineModel:
             self._kv_type = "f16"
 
     @classmethod
-    def load(cls, params: LoadParams) -> EngineModel:
-        """Load weights and create the contexts. Raises ModelLoadFailed (file not loadable, context not
-        creatable) or InvalidOption (bad params); nothing stays allocated after a failure."""
+    def load(cls, params: LoadParams, compute: ComputeThread | None = None) -> EngineModel:
+        """Load weights and create the contexts; their compute runs on ``compute`` (a private compute thread
+        when None, stopped by :meth:`close`). Raises ModelLoadFailed (file not loadable, context not creatable)
+        or InvalidOption (bad params); nothing stays allocated after a failure."""
         params.validate()
+        owns = compute is None
         weights = Weights(params)
-        model = cls(params, weights)
+        model = cls(params, weights, compute or ComputeThread(), owns)
         try:
             model._load_adapters()
             if params.embedding:
                 model._embedder = Embedder(weights, num_ctx=model.context_length, threads=model._threads)
-                model._executor = ThreadPoolExecutor(1, thread_name_prefix="corral-embed")
             else:
                 model._start_generation()
         except BaseException:
@@ -125,11 +128,11 @@ class EngineModel:
         self._loop = DecodeLoop(
             self._weights,
             ctx,
+            self._compute,
             n_slots=p.num_parallel,
             n_ctx_slot=n_ctx_slot,
             n_batch=n_batch,
             max_queue=p.max_queue,
-            name=self._weights.path.rsplit("/", 1)[-1],
         )
 
     # -- facts for the scheduler and /api/ps --
@@ -226,12 +229,8 @@ class EngineModel:
         def job() -> tuple[list[list[float]], int]:
             return self._get_embedder().embed(texts, truncate)
 
-        # Compute stays on the model's one compute thread (see DecodeLoop.call for why).
-        if self._loop is not None:
-            return await asyncio.wrap_future(self._loop.call(job))
-        if self._executor is None:
-            raise InternalError("the model was unloaded")
-        return await asyncio.wrap_future(self._executor.submit(job))
+        # Between decode steps, on the one thread that runs llama.cpp compute (see compute.py for why).
+        return await asyncio.wrap_future(self._compute.call(job))
 
     def _get_embedder(self) -> Embedder:
         with self._embedder_lock:
@@ -252,11 +251,11 @@ class EngineModel:
         if self._loop is not None:
             self._loop.close()
             self._loop = None
-        if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
-            self._executor = None
         if embedder is not None:
-            embedder.close()
+            # An embedding job may still run on the compute thread: free the context after it, on that thread.
+            self._compute.run(embedder.close)
+        if self._owns_compute:
+            self._compute.close()
         if self._ctx is not None:
             llama_cpp.llama_free(self._ctx)
             self._ctx = None

@@ -171,3 +171,55 @@ def test_close_fails_running_requests(smollm2_path: Path, kit: Any) -> None:
             model.generate("again", SamplingParams())
 
     kit.run(scenario())
+
+
+def test_a_slot_moved_down_to_fill_a_gap_continues_exactly(smollm2_path: Path, kit: Any) -> None:
+    """A request ending in slot 0 leaves a gap: the request in the highest slot moves into it (llama.cpp runs a
+    batch with gaps in its seq ids as several passes) and goes on as if it had never moved."""
+    model = EngineModel.load(LoadParams(model_path=str(smollm2_path), num_ctx=256, num_parallel=3, num_thread=1))
+    long = {"temperature": 0, "num_predict": 150, "ignore_eos": True}
+    prompts = [kit.chatml("Count from one to ten."), kit.chatml("Tell me about the moon.")]
+    try:
+        alone = [kit.generate(model, p, **long).text for p in prompts]
+        packed: list[list[int]] = []
+
+        async def first() -> None:
+            await kit.collect(model, kit.chatml("Hi"), temperature=0, num_predict=2, ignore_eos=True)
+
+        async def follow(prompt: str, watch: bool, short: asyncio.Task[None]) -> str:
+            text, after = "", 0
+            async for event in model.generate(prompt, SamplingParams(**long)):
+                if isinstance(event, Token):
+                    text += event.text
+                    after += short.done()
+                    if watch and after == 3:  # two steps after the short request ended
+                        packed.append(model._loop.busy_seqs if model._loop else [])
+            return text
+
+        async def scenario() -> list[str]:
+            short = asyncio.ensure_future(first())
+            texts = await asyncio.gather(follow(prompts[0], False, short), follow(prompts[1], True, short))
+            await short
+            return texts
+
+        assert kit.run(scenario()) == alone
+        assert packed == [[0, 1]]
+    finally:
+        model.close()
+
+
+def test_a_shifted_slot_moves_exactly(small: EngineModel, kit: Any) -> None:
+    """Both slots shift their context; the one in slot 1 then moves to slot 0 and still matches its run alone."""
+    prompt = kit.chatml("Tell me a story.")
+    alone = kit.generate(small, prompt, temperature=0, num_predict=260, ignore_eos=True).text
+
+    async def scenario() -> str:
+        first = asyncio.ensure_future(
+            kit.collect(small, kit.chatml("Count."), temperature=0, num_predict=120, ignore_eos=True)
+        )
+        await asyncio.sleep(0)  # admitted first: slot 0
+        result = await kit.collect(small, prompt, temperature=0, num_predict=260, ignore_eos=True)
+        assert (await first).done.eval_count == 120
+        return str(result.text)
+
+    assert kit.run(scenario()) == alone
