@@ -3,8 +3,12 @@
 Every request owns one chain, so its state (RNG, penalty window, grammar, mirostat mu) never depends on which
 requests share its decode steps: the same seed gives the same text alone or in a batch.
 
-Order in the chain (llama.cpp's common order): penalties, then either greedy (temperature 0), mirostat
-(temperature then mirostat v1/v2), or top_k, tail-free, typical, top_p, min_p, temperature, dist(seed).
+Order (llama.cpp's common order): penalties, then either greedy (temperature 0), mirostat (temperature then
+mirostat v1/v2), or top_k, tail-free, typical, top_p, min_p, temperature, dist(seed).
+
+Two steps run outside llama.cpp's chain because they are much cheaper there, with the same numbers: penalties
+touch only the logits of the tokens in their window (llama.cpp's penalties sampler looks up every token of the
+vocabulary, ~0.2 ms per token on 49k tokens), restored after the pick; greedy picking is an argmax.
 
 A grammar (``format``) is applied lazily: the chain picks a token as if unconstrained, the grammar checks just
 that token, and only when it is rejected is the grammar applied to the whole vocabulary before picking again.
@@ -18,6 +22,7 @@ import ctypes
 import json
 import math
 import secrets
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -94,6 +99,57 @@ def tail_free(cur: Any, z: float, min_keep: int = 1) -> None:
     cur.size = max(last, min_keep)
 
 
+class Penalties:
+    """Repeat, frequency and presence penalties over the last ``window`` tokens (prompt end and output).
+
+    The same arithmetic as llama.cpp's penalties sampler, in float32: a token seen ``n`` times in the window has
+    its logit divided by ``repeat`` when positive (multiplied when not), then ``n * frequency + presence``
+    subtracted. Only the logits of tokens in the window are touched; ``exempt`` (the newline token when
+    penalize_newline is off) never is."""
+
+    def __init__(self, window: int, repeat: float, frequency: float, presence: float, exempt: int = -1) -> None:
+        self._history: deque[int] = deque(maxlen=window)
+        self._counts: dict[int, int] = {}
+        self._repeat = np.float32(repeat)
+        self._frequency = np.float32(frequency)
+        self._presence = np.float32(presence)
+        self._exempt = exempt
+
+    def accept(self, token: int) -> None:
+        history = self._history
+        if len(history) == history.maxlen:
+            old = history[0]
+            left = self._counts[old] - 1
+            if left:
+                self._counts[old] = left
+            else:
+                del self._counts[old]
+        history.append(token)
+        self._counts[token] = self._counts.get(token, 0) + 1
+
+    def apply(self, logits: np.ndarray[Any, np.dtype[np.float32]]) -> Callable[[], None]:
+        """Penalise ``logits`` in place; returns the function that puts the touched values back."""
+        counts = self._counts
+        if self._exempt in counts:
+            counts = {t: n for t, n in counts.items() if t != self._exempt}
+        if not counts:
+            return _nothing
+        ids = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
+        seen = np.fromiter(counts.values(), dtype=np.float32, count=len(counts))
+        saved = logits[ids]
+        scaled = np.where(saved <= 0, saved * self._repeat, saved / self._repeat)
+        logits[ids] = scaled - (seen * self._frequency + self._presence)
+
+        def restore() -> None:
+            logits[ids] = saved
+
+        return restore
+
+
+def _nothing() -> None:
+    pass
+
+
 class _PySampler:
     """A llama_sampler whose ``apply`` is a Python function on the llama_token_data_array.
 
@@ -120,7 +176,8 @@ class SamplerChain:
         grammar = grammar_for(params.format)
         self._weights = weights
         self._keep: list[_PySampler] = []
-        self._penalties: Any = None
+        self._penalties: Penalties | None = None
+        self._greedy = params.temperature <= 0
         self._grammar: Any = None
         self._candidates: np.ndarray[Any, np.dtype[np.void]] | None = None
         self._cur: Any = None
@@ -165,21 +222,14 @@ class SamplerChain:
         if not active:
             return
         self.penalty_window = last_n
-        newline = self._weights.newline
-        exempt = not params.penalize_newline and newline >= 0
-        saved = [0.0]
-        if exempt:
-            self._add_python("nl-save", lambda cur: saved.__setitem__(0, _logit_of(cur, newline)))
-        self._penalties = llama_cpp.llama_sampler_init_penalties(
-            self._weights.n_vocab, last_n, params.repeat_penalty, params.frequency_penalty, params.presence_penalty
+        exempt = -1 if params.penalize_newline else self._weights.newline
+        self._penalties = Penalties(
+            last_n, params.repeat_penalty, params.frequency_penalty, params.presence_penalty, exempt
         )
-        self._add(self._penalties)
-        if exempt:
-            self._add_python("nl-restore", lambda cur: _set_logit(cur, newline, saved[0]))
 
     def _add_choice(self, params: SamplingParams) -> None:
-        if params.temperature <= 0:
-            self._add(llama_cpp.llama_sampler_init_greedy())
+        if self._greedy:
+            self._add(llama_cpp.llama_sampler_init_greedy())  # used with a grammar; else an argmax picks
             return
         if params.mirostat == 1:
             self._add(llama_cpp.llama_sampler_init_temp(params.temperature))
@@ -217,13 +267,26 @@ class SamplerChain:
         if self._penalties is None:
             return
         for token in tokens[-self.penalty_window :]:
-            llama_cpp.llama_sampler_accept(self._penalties, token)
+            self._penalties.accept(token)
 
     def sample(self, ctx: Any, index: int) -> int:
-        """Pick the next token from the logits of batch entry ``index`` and advance the chain's state."""
-        if self._grammar is None:
-            return int(llama_cpp.llama_sampler_sample(self.ptr, ctx, index))
+        """Pick the next token from the logits of batch entry ``index`` and advance the chain's state. The
+        logits are left as they were (penalties are undone), so logprobs read the model's own numbers."""
         logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(ctx, index), shape=(self._weights.n_vocab,))
+        restore = self._penalties.apply(logits) if self._penalties is not None else _nothing
+        try:
+            token = self._choose(ctx, index, logits)
+        finally:
+            restore()
+        if self._penalties is not None:
+            self._penalties.accept(token)
+        return token
+
+    def _choose(self, ctx: Any, index: int, logits: np.ndarray[Any, np.dtype[np.float32]]) -> int:
+        if self._grammar is None:
+            if self._greedy:
+                return int(np.argmax(logits))  # the first of equal maxima, as llama.cpp's greedy sampler
+            return int(llama_cpp.llama_sampler_sample(self.ptr, ctx, index))
         token = self._pick(logits, constrained=False)
         if not self._grammar_allows(token, float(logits[token])):
             token = self._pick(logits, constrained=True)
@@ -259,31 +322,9 @@ class SamplerChain:
         if self.ptr is not None:
             llama_cpp.llama_sampler_free(self.ptr)
             self.ptr = None
-            self._penalties = None
         if self._grammar is not None:
             llama_cpp.llama_sampler_free(self._grammar)
             self._grammar = None
-
-
-def _logit_of(cur: Any, token: int) -> float:
-    data = cur.data
-    # Before any reordering sampler the candidates are the whole vocabulary in id order.
-    if token < int(cur.size) and int(data[token].id) == token:
-        return float(data[token].logit)
-    arr = _candidates(cur)
-    hits = np.flatnonzero(arr["id"] == token)
-    return float(arr["logit"][hits[0]]) if hits.size else 0.0
-
-
-def _set_logit(cur: Any, token: int, logit: float) -> None:
-    data = cur.data
-    if token < int(cur.size) and int(data[token].id) == token:
-        data[token].logit = logit
-        return
-    arr = _candidates(cur)
-    hits = np.flatnonzero(arr["id"] == token)
-    if hits.size:
-        arr["logit"][hits[0]] = logit
 
 
 def logprob_of(ctx: Any, weights: Weights, index: int, token: int, top_n: int) -> Logprob:

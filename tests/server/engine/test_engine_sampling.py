@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
 from typing import Any
 
+import llama_cpp
+import numpy as np
 import pytest
 
 from server.engine import EngineModel
+from server.engine.sampling import Penalties
 
 pytestmark = pytest.mark.slow
 
@@ -166,3 +170,42 @@ def test_logprobs_with_top_alternatives(smollm2: EngineModel, kit: Any) -> None:
     plain = kit.generate(smollm2, kit.chatml("Say hello"), temperature=0, num_predict=8)
     assert plain.logprobs == []
     assert plain.text == result.text
+
+
+@pytest.mark.parametrize(
+    ("window", "repeat", "frequency", "presence"),
+    [(64, 1.1, 0.0, 0.0), (16, 1.3, 0.5, 0.25), (300, 0.8, -0.2, 0.1), (5, 1.0, 1.0, 0.0)],
+)
+def test_penalties_give_llama_cpp_numbers_and_undo_cleanly(
+    window: int, repeat: float, frequency: float, presence: float
+) -> None:
+    """Corral's penalties touch only the window's tokens; the result equals llama.cpp's penalties sampler over
+    the whole vocabulary, bit for bit, and the logits are restored after the pick."""
+    rng = np.random.default_rng(window)
+    n_vocab = 2000
+    history = rng.integers(0, 60, 250).tolist()
+    logits = rng.normal(0.0, 3.0, n_vocab).astype(np.float32)
+    logits[:10] = 0.0  # the <= 0 branch at exactly zero
+    ours = Penalties(window, repeat, frequency, presence, exempt=7)
+    theirs = llama_cpp.llama_sampler_init_penalties(n_vocab, window, repeat, frequency, presence)
+    try:
+        for token in history:
+            ours.accept(token)
+            llama_cpp.llama_sampler_accept(theirs, token)
+        data = np.zeros(n_vocab, dtype=[("id", "<i4"), ("logit", "<f4"), ("p", "<f4")])
+        data["id"] = np.arange(n_vocab)
+        data["logit"] = logits
+        array = llama_cpp.llama_token_data_array(
+            data=data.ctypes.data_as(llama_cpp.llama_token_data_p), size=n_vocab, selected=-1, sorted=False
+        )
+        llama_cpp.llama_sampler_apply(theirs, ctypes.byref(array))
+    finally:
+        llama_cpp.llama_sampler_free(theirs)
+    expected = data["logit"].copy()
+    expected[7] = logits[7]  # exempt (penalize_newline off)
+    got = logits.copy()
+    restore = ours.apply(got)
+    assert np.array_equal(got, expected)
+    assert (got != logits).sum() > 5 or repeat == 1.0
+    restore()
+    assert np.array_equal(got, logits)
