@@ -3,13 +3,16 @@
 Run by hand (it takes a few minutes on 2 cores)::
 
     .venv/bin/python perf/bench_engine.py [--model PATH] [--threads 2] [--tokens 128] [--streams 8] [--short 1000]
+                                          [--rounds 5]
 
 Every request generates ``--tokens`` tokens greedily and ignores end-of-sequence, so both sides do the same work.
 Rows:
 
 - single stream: the 8 prompts one after another; tokens/s over the whole requests (prompt + generation).
 - N concurrent streams: the engine runs the prompts at once (one decode per step for all); aggregate tokens/s
-  against the serial baseline, time to first token p50/p95.
+  against the serial baseline, time to first token p50/p95. Beside it, the same work done by llama.cpp alone
+  (raw calls, same context layout, argmax picking, no server code): the ceiling any batching engine on this
+  llama.cpp build can reach on this machine.
 - short requests: many 8-token requests, 16 in flight, every 10th cancelled after its first token; resident
   memory after them against memory after the first 10, and the slots/queue left busy (must be 0).
 """
@@ -77,13 +80,24 @@ class Row:
 _BASELINE: dict[str, Any] = {}
 
 
-def baseline_load(model: str, threads: int, n_ctx: int) -> None:
-    """Child-process initializer: load llama-cpp-python's Llama once for all rounds."""
+def baseline_load(model: str, threads: int, n_ctx: int, streams: int) -> None:
+    """Child-process initializer: load llama-cpp-python's Llama once for all rounds, and a raw llama.cpp context
+    laid out as Corral's (one KV stream per sequence) for the ceiling."""
+    import llama_cpp
     from llama_cpp import Llama
 
     llm = Llama(model_path=model, n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads, n_batch=512, verbose=False)
     next(llm.generate(llm.tokenize(b"warm up"), temp=0.0))
     _BASELINE["llm"] = llm
+    cparams = llama_cpp.llama_context_default_params()
+    cparams.n_ctx = n_ctx * streams
+    cparams.n_batch = cparams.n_ubatch = 512
+    cparams.n_seq_max = streams
+    cparams.kv_unified = False
+    cparams.n_threads = cparams.n_threads_batch = threads
+    cparams.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_AUTO
+    _BASELINE["ctx"] = llama_cpp.llama_init_from_model(llm.model, cparams)
+    _BASELINE["batch"] = llama_cpp.llama_batch_init(512, 0, 1)
 
 
 def baseline_serial(tokens: int, tag: str) -> tuple[float, float]:
@@ -103,6 +117,49 @@ def baseline_serial(tokens: int, tag: str) -> tuple[float, float]:
         total += tokens
     elapsed = time.perf_counter() - start
     return total / elapsed, statistics.mean(ttfts) * 1000
+
+
+def ceiling_batch(tokens: int, streams: int, tag: str) -> float:
+    """llama.cpp alone, no server code: the concurrent prompts prefilled together, then one decode per step
+    for all of them, greedy by argmax. Aggregate tokens/s: what Corral's batching can at best reach here."""
+    import llama_cpp
+    import numpy as np
+
+    llm, ctx, batch = _BASELINE["llm"], _BASELINE["ctx"], _BASELINE["batch"]
+    n_vocab = llm.n_vocab()
+    llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(ctx), True)
+    prompts = [llm.tokenize(chatml(p).encode(), special=True) for p in concurrent_prompts(streams, tag)]
+
+    def put(i: int, token: int, pos: int, seq: int, logits: bool) -> None:
+        batch.token[i], batch.pos[i], batch.n_seq_id[i], batch.logits[i] = token, pos, 1, logits
+        batch.seq_id[i][0] = seq
+
+    def pick(index: int) -> int:
+        return int(np.argmax(np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(ctx, index), shape=(n_vocab,))))
+
+    start = time.perf_counter()
+    n, last = 0, []
+    for seq, ids in enumerate(prompts):
+        for pos, token in enumerate(ids):
+            put(n, token, pos, seq, pos == len(ids) - 1)
+            n += 1
+        last.append(n - 1)
+    batch.n_tokens = n
+    assert llama_cpp.llama_decode(ctx, batch) == 0
+    following = [pick(i) for i in last]
+    positions = [len(ids) for ids in prompts]
+    for _ in range(tokens - 1):
+        for seq in range(streams):
+            put(seq, following[seq], positions[seq], seq, True)
+            positions[seq] += 1
+        batch.n_tokens = streams
+        assert llama_cpp.llama_decode(ctx, batch) == 0
+        following = [pick(seq) for seq in range(streams)]
+    return streams * tokens / (time.perf_counter() - start)
+
+
+def concurrent_prompts(streams: int, tag: str) -> list[str]:
+    return [tag + PROMPTS[i % len(PROMPTS)] + (f" ({i})" if i >= len(PROMPTS) else "") for i in range(streams)]
 
 
 async def one(model: EngineModel, prompt: str, sampling: SamplingParams, t0: float) -> tuple[int, float]:
@@ -130,7 +187,7 @@ async def engine_serial(model: EngineModel, sampling: SamplingParams, tag: str) 
 async def engine_concurrent(
     model: EngineModel, sampling: SamplingParams, streams: int, tag: str
 ) -> tuple[float, list[float]]:
-    prompts = [tag + PROMPTS[i % len(PROMPTS)] + (f" ({i})" if i >= len(PROMPTS) else "") for i in range(streams)]
+    prompts = concurrent_prompts(streams, tag)
     start = time.perf_counter()
     results = await asyncio.gather(*(one(model, p, sampling, start) for p in prompts))
     elapsed = time.perf_counter() - start
@@ -173,7 +230,7 @@ def main() -> None:
     parser.add_argument("--streams", type=int, default=8)
     parser.add_argument("--short", type=int, default=1000)
     parser.add_argument("--num-ctx", type=int, default=512, help="context per slot / of the baseline")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds; the best of each side counts")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds; the best of each side counts")
     args = parser.parse_args()
     model_path = args.model or smollm2_path()
 
@@ -186,8 +243,9 @@ def main() -> None:
     base: list[tuple[float, float]] = []
     single: list[tuple[float, float]] = []
     multi: list[tuple[float, list[float]]] = []
+    ceiling: list[float] = []
     with ProcessPoolExecutor(
-        1, mp_context=spawn, initializer=baseline_load, initargs=(model_path, args.threads, args.num_ctx)
+        1, mp_context=spawn, initializer=baseline_load, initargs=(model_path, args.threads, args.num_ctx, args.streams)
     ) as pool:
         model = EngineModel.load(params)
         try:
@@ -197,6 +255,7 @@ def main() -> None:
                 base.append(pool.submit(baseline_serial, args.tokens, f"[b{r}] ").result())
                 single.append(asyncio.run(engine_serial(model, sampling, f"[s{r}] ")))
                 multi.append(asyncio.run(engine_concurrent(model, sampling, args.streams, f"[m{r}] ")))
+                ceiling.append(pool.submit(ceiling_batch, args.tokens, args.streams, f"[c{r}] ").result())
             rss_10, rss_n, busy = asyncio.run(short_requests(model, args.short))
         finally:
             model.close()
@@ -211,6 +270,8 @@ def main() -> None:
         Row("single stream tokens/s (target >= 1.0x, aim 1.2x)", single_tps, "tok/s", base_tps),
         Row("single stream time to first token", single_ttft, "ms", base_ttft),
         Row(f"{args.streams} streams aggregate tokens/s (target >= 2x)", multi_tps, "tok/s", base_tps),
+        Row(f"{args.streams} streams, llama.cpp alone (ceiling)", max(ceiling), "tok/s", base_tps),
+        Row(f"{args.streams} streams, Corral vs llama.cpp alone", multi_tps, "tok/s", max(ceiling)),
         Row(f"{args.streams} streams time to first token p50", p50, "ms"),
         Row(f"{args.streams} streams time to first token p95", p95, "ms"),
         Row("RSS after the first 10 short requests", rss_10, "MiB"),
@@ -228,6 +289,19 @@ def main() -> None:
         [round(x[0]) for x in single],
         f"{args.streams} streams",
         [round(m[0]) for m in multi],
+        "llama.cpp alone",
+        [round(c) for c in ceiling],
+    )
+    # Each round's sides ran back to back, so a round's ratio is less exposed to a shared machine's swings.
+    single_ratios = [x[0] / b[0] for x, b in zip(single, base, strict=True)]
+    multi_ratios = [m[0] / b[0] for m, b in zip(multi, base, strict=True)]
+    print(
+        "ratios per round: single",
+        [round(r, 2) for r in single_ratios],
+        f"median {statistics.median(single_ratios):.2f}x;",
+        f"{args.streams} streams",
+        [round(r, 2) for r in multi_ratios],
+        f"median {statistics.median(multi_ratios):.2f}x",
     )
     print(f"| {'measure':<44} | {'Corral':>10} | {'baseline':>10} | ratio | unit   |")
     print(f"|{'-' * 46}|{'-' * 12}|{'-' * 12}|-------|--------|")
