@@ -388,8 +388,9 @@ class DecodeLoop:
             context=tuple(run.request.tokens) + tuple(run.output),
             truncated=run.request.truncated,
         )
-        run.request.sink.put(done)
-        self._release(slot)
+        sink = run.request.sink
+        self._release(slot)  # first: a consumer that sees Done sees the slot free
+        sink.put(done)
 
     def _release(self, slot: _Slot) -> None:
         """Free the slot. Its cells stay as a prefix cache (a prompt cut short still left a valid prefix), unless
