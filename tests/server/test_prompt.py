@@ -428,5 +428,5 @@ def test_jinja_messages_carry_tool_calls_and_tools() -> None:
     assert rendered.prompt == 'assistant[call_1 f {"x": 1}];tool(f call_1);f'
 
 
-def test_smollm2_gguf_carries_the_jinja_template_used_here(smollm2_gguf: Path) -> None:
-    assert read_gguf(smollm2_gguf).chat_template == SMOLLM2_JINJA
+def test_smollm2_path_carries_the_jinja_template_used_here(smollm2_path: Path) -> None:
+    assert read_gguf(smollm2_path).chat_template == SMOLLM2_JINJA

@@ -34,14 +34,14 @@ def stream_lines(response: httpx.Response) -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-def create_smollm2(http: httpx.Client, smollm2_gguf: Path) -> Callable[..., dict[str, Any]]:
+def create_smollm2(http: httpx.Client, smollm2_path: Path) -> Callable[..., dict[str, Any]]:
     """Create a model from the real SmolLM2 GGUF with the repo's Modelfile layers; returns the request sent."""
     modelfile = parse_modelfile((REPO / "modelfiles" / "smollm2-135m.Modelfile").read_bytes())
 
     def create(name: str = "smollm2:135m", **extra: Any) -> dict[str, Any]:
         body = {
             "model": name,
-            "files": {"model.gguf": upload(http, smollm2_gguf)},
+            "files": {"model.gguf": upload(http, smollm2_path)},
             "template": modelfile.template,
             "system": modelfile.system,
             "parameters": modelfile.parameters,

@@ -25,8 +25,8 @@ def test_tags_empty_store_is_empty_list(http: httpx.Client) -> None:
     assert response.json() == {"models": []}
 
 
-def test_create_streams_ollama_statuses(http: httpx.Client, smollm2_gguf: Path) -> None:
-    digest = upload(http, smollm2_gguf)
+def test_create_streams_ollama_statuses(http: httpx.Client, smollm2_path: Path) -> None:
+    digest = upload(http, smollm2_path)
     response = http.post("/api/create", json={"model": "tiny", "files": {"m.gguf": digest}, "system": "Be brief."})
     assert response.status_code == 200
     statuses = [line["status"] for line in stream_lines(response)]
@@ -75,14 +75,14 @@ def test_show_reports_model_like_ollama(http: httpx.Client, create_smollm2) -> N
     assert len(verbose["tensors"]) == 272
 
 
-def test_show_modelfile_round_trips_to_identical_model(http: httpx.Client, create_smollm2, smollm2_gguf) -> None:
+def test_show_modelfile_round_trips_to_identical_model(http: httpx.Client, create_smollm2, smollm2_path) -> None:
     create_smollm2()
     original = http.post("/api/show", json={"model": "smollm2:135m"}).json()
     modelfile = parse_modelfile(original["modelfile"])
     assert Path(modelfile.from_).name.startswith("sha256-")
     body = {
         "model": "again",
-        "files": {"model.gguf": file_digest(smollm2_gguf)},
+        "files": {"model.gguf": file_digest(smollm2_path)},
         "template": modelfile.template,
         "system": modelfile.system,
         "parameters": modelfile.parameters,
@@ -126,11 +126,11 @@ def test_create_bad_input_is_rejected_and_store_unchanged(http, server, body, st
     assert snapshot(server.settings.models) == before
 
 
-def test_create_rejects_non_gguf_and_truncated_blobs(http, server, smollm2_gguf, tmp_path) -> None:
+def test_create_rejects_non_gguf_and_truncated_blobs(http, server, smollm2_path, tmp_path) -> None:
     junk = tmp_path / "junk.gguf"
     junk.write_bytes(b"this is not a model" * 100)
     truncated = tmp_path / "cut.gguf"
-    truncated.write_bytes(smollm2_gguf.read_bytes()[:5_000_000])
+    truncated.write_bytes(smollm2_path.read_bytes()[:5_000_000])
     for path, text in ((junk, "supplied file was not in GGUF format"), (truncated, "GGUF file is truncated")):
         digest = upload(http, path)
         before = snapshot(server.settings.models)

