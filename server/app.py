@@ -18,11 +18,12 @@ from starlette.responses import PlainTextResponse, Response
 
 from server.api import blobs, chat, embed, generate, models, openai, system
 from server.catalog import Catalog, CatalogEntry, load_catalog
-from server.engine import ComputeThread, EngineModel, LoadParams
+from server.engine import LoadParams
 from server.errors import ApiError, BadRequest
 from server.http_policy import HttpPolicy, is_loopback
 from server.protocol.base import GoJSONResponse
 from server.protocol.ollama import GenerateRequest
+from server.runner import ModelRunner, RemoteModel
 from server.scheduler import Scheduler
 from server.service.inference import EngineScheduler, Inference
 from server.settings import Settings
@@ -31,14 +32,13 @@ from server.store.store import Store
 log = logging.getLogger(__name__)
 
 
-def create_app(
-    settings: Settings, loader: Callable[[LoadParams, ComputeThread], EngineModel] = EngineModel.load
-) -> FastAPI:
+def create_app(settings: Settings, loader: Callable[[LoadParams], ModelRunner] = RemoteModel.load) -> FastAPI:
     """Build the ASGI app for ``settings``.
 
     At start the store is pruned of stale files and, with ``CORRAL_CATALOG``, the catalog's preload models
-    start loading (in the background: the server answers at once). Every model's compute runs on the app's one
-    compute thread. At shutdown every model is unloaded.
+    start loading (in the background: the server answers at once). ``loader`` loads a model: by default in a
+    runner process of its own (``server.runner``), so that nothing llama.cpp does can take the API down. At
+    shutdown every model is unloaded and every runner stopped.
     """
     store = Store(settings.models, noprune=settings.noprune)
     catalog = load_catalog(settings.catalog) if settings.catalog else None
@@ -48,9 +48,8 @@ def create_app(
         removed = store.prune()
         if removed:
             log.info("pruned %d stale files from %s", len(removed), settings.models)
-        compute = ComputeThread()
         scheduler: EngineScheduler = Scheduler(
-            lambda params: loader(params, compute),
+            loader,
             max_loaded=settings.max_loaded_models or 3,
             default_keep_alive=settings.keep_alive,
             load_timeout=settings.load_timeout,
@@ -61,10 +60,7 @@ def create_app(
         yield
         for task in preloads:
             task.cancel()
-        try:
-            await scheduler.close()
-        finally:
-            await asyncio.to_thread(compute.close)
+        await scheduler.close()
 
     app = FastAPI(title="Corral", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.settings = settings

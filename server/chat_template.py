@@ -8,7 +8,6 @@ template cannot reach Python internals or mutate the data it is given.
 
     template = ChatTemplate(source)
     template.render([{"role": "user", "content": "hi"}], add_generation_prompt=True)
-    template.render_conversation([ChatMessage("user", "hi")], tools=[])   # the same, from server.prompt types
 """
 
 from __future__ import annotations
@@ -16,16 +15,12 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn
 
 import jinja2
 import jinja2.sandbox
 
 from server.errors import TemplateError
-
-if TYPE_CHECKING:
-    # Only for annotations: server.prompt imports this module.
-    from server.prompt import ChatMessage
 
 __all__ = ["ChatTemplate"]
 
@@ -100,52 +95,3 @@ class ChatTemplate:
         # None + str, KeyError, ...). All of them mean "this template cannot render this request".
         except Exception as exc:
             raise TemplateError(f"chat template: {type(exc).__name__}: {exc}") from exc
-
-    def render_conversation(
-        self,
-        messages: Sequence[ChatMessage],
-        tools: Sequence[Mapping[str, Any]] = (),
-        *,
-        bos_token: str = "",
-        eos_token: str = "",
-    ) -> str:
-        """Render a conversation up to the point where the model generates (``add_generation_prompt``).
-
-        Messages take the shape chat templates are written against (Hugging Face / OpenAI): ``role``,
-        ``content``, and when set ``reasoning_content`` (thinking), ``tool_calls`` (``[{"id"?, "type":
-        "function", "function": {"name", "arguments": {...}}}]``), ``name`` (a tool result's tool) and
-        ``tool_call_id``. A trailing assistant message without tool calls is a prefill: the rest is rendered
-        with the generation prompt and its content appended, so the model continues it instead of a closed turn.
-        """
-        prefill = ""
-        if messages and messages[-1].role == "assistant" and not messages[-1].tool_calls:
-            prefill = messages[-1].content
-            messages = messages[:-1]
-        text = self.render(
-            [_message(m) for m in messages],
-            tools=tools,
-            add_generation_prompt=True,
-            bos_token=bos_token,
-            eos_token=eos_token,
-        )
-        return text + prefill
-
-
-def _message(message: ChatMessage) -> dict[str, Any]:
-    out: dict[str, Any] = {"role": message.role, "content": message.content}
-    if message.thinking:
-        out["reasoning_content"] = message.thinking
-    if message.tool_calls:
-        out["tool_calls"] = [
-            {
-                **({"id": call.id} if call.id else {}),
-                "type": "function",
-                "function": {"name": call.name, "arguments": dict(call.arguments)},
-            }
-            for call in message.tool_calls
-        ]
-    if message.tool_name:
-        out["name"] = message.tool_name
-    if message.tool_call_id:
-        out["tool_call_id"] = message.tool_call_id
-    return out

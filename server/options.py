@@ -35,6 +35,7 @@ from types import MappingProxyType
 from typing import Any
 
 from server.errors import InvalidOption
+from server.gocompat.strconv import quote
 
 __all__ = [
     "DEFAULTS",
@@ -44,7 +45,6 @@ __all__ = [
     "all_specs",
     "format_go_float",
     "format_parameter_lines",
-    "go_quote",
     "is_deprecated",
     "lookup",
     "merge",
@@ -365,7 +365,7 @@ def _go_sharp_v(value: Any) -> str:
     if isinstance(value, float):
         return format_go_float(value)
     if isinstance(value, str):
-        return go_quote(value)
+        return quote(value)
     raise TypeError(f"cannot format a parameter value of type {type(value).__name__}")
 
 
@@ -402,37 +402,3 @@ def format_go_float(number: float) -> str:
     if point >= len(digits):
         return sign + digits + "0" * (point - len(digits))
     return f"{sign}{digits[:point]}.{digits[point:]}"
-
-
-_GO_SIMPLE_ESCAPES: Mapping[str, str] = MappingProxyType(
-    {"\a": r"\a", "\b": r"\b", "\f": r"\f", "\n": r"\n", "\r": r"\r", "\t": r"\t", "\v": r"\v"}
-)
-
-
-def go_quote(text: str) -> str:
-    """``text`` as Go's ``strconv.Quote`` (and so ``%#v``) writes it: double quotes, backslash escapes.
-
-    Printable characters (Go's ``IsPrint``, which matches Python's ``str.isprintable`` per character) stay as
-    they are; ``"`` and ``\\`` are escaped; ``\\a \\b \\f \\n \\r \\t \\v`` use their short forms; other control
-    characters below U+0080 become ``\\xNN``; other non-printables ``\\uNNNN`` or ``\\UNNNNNNNN``. A lone
-    surrogate (which a Go string cannot hold) is written as U+FFFD, as Go's JSON decoder would have made it.
-    """
-    out = ['"']
-    for char in text:
-        code = ord(char)
-        if 0xD800 <= code <= 0xDFFF:
-            char, code = "\ufffd", 0xFFFD
-        if char in ('"', "\\"):
-            out.append("\\" + char)
-        elif char.isprintable():
-            out.append(char)
-        elif char in _GO_SIMPLE_ESCAPES:
-            out.append(_GO_SIMPLE_ESCAPES[char])
-        elif code < 0x20 or code == 0x7F:
-            out.append(f"\\x{code:02x}")
-        elif code < 0x10000:
-            out.append(f"\\u{code:04x}")
-        else:
-            out.append(f"\\U{code:08x}")
-    out.append('"')
-    return "".join(out)

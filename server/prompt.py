@@ -216,6 +216,56 @@ def _parse_go(template: GoTemplateSource) -> Template:
 # --- building prompts ----------------------------------------------------------------------------------------
 
 
+def render_jinja_conversation(
+    template: ChatTemplate,
+    messages: Sequence[ChatMessage],
+    tools: Sequence[Mapping[str, Any]] = (),
+    *,
+    bos_token: str = "",
+    eos_token: str = "",
+) -> str:
+    """Render a conversation with a GGUF chat template up to where the model generates.
+
+    Messages take the shape chat templates are written against (Hugging Face / OpenAI): ``role``, ``content``,
+    and when set ``reasoning_content`` (thinking), ``tool_calls`` (``[{"id"?, "type": "function", "function":
+    {"name", "arguments": {...}}}]``), ``name`` (a tool result's tool) and ``tool_call_id``. A trailing assistant
+    message without tool calls is a prefill: the rest is rendered with the generation prompt and its content
+    appended, so the model continues it instead of a closed turn.
+    """
+    prefill = ""
+    if messages and messages[-1].role == "assistant" and not messages[-1].tool_calls:
+        prefill = messages[-1].content
+        messages = messages[:-1]
+    text = template.render(
+        [_jinja_message(m) for m in messages],
+        tools=tools,
+        add_generation_prompt=True,
+        bos_token=bos_token,
+        eos_token=eos_token,
+    )
+    return text + prefill
+
+
+def _jinja_message(message: ChatMessage) -> dict[str, Any]:
+    out: dict[str, Any] = {"role": message.role, "content": message.content}
+    if message.thinking:
+        out["reasoning_content"] = message.thinking
+    if message.tool_calls:
+        out["tool_calls"] = [
+            {
+                **({"id": call.id} if call.id else {}),
+                "type": "function",
+                "function": {"name": call.name, "arguments": dict(call.arguments)},
+            }
+            for call in message.tool_calls
+        ]
+    if message.tool_name:
+        out["name"] = message.tool_name
+    if message.tool_call_id:
+        out["tool_call_id"] = message.tool_call_id
+    return out
+
+
 def _renderer(
     template: GoTemplateSource,
     chat_template: ChatTemplateSource,
@@ -229,7 +279,7 @@ def _renderer(
         jinja = chat_template if isinstance(chat_template, ChatTemplate) else ChatTemplate(chat_template)
 
         def render_jinja(messages: Sequence[ChatMessage]) -> str:
-            return jinja.render_conversation(messages, tools, bos_token=bos_token, eos_token=eos_token)
+            return render_jinja_conversation(jinja, messages, tools, bos_token=bos_token, eos_token=eos_token)
 
         return render_jinja
     go = _parse_go(template)
@@ -282,8 +332,7 @@ def _fit(
     messages of the dropped prefix in front) still fits ``num_ctx``; the walk stops at the first that does not.
     The last message is always kept. Sizes are measured before image tags are inserted, as Ollama does.
 
-    The whole conversation is tried first: when it fits (the usual case) that costs one render and one count
-    instead of one per message, and gives the walk's answer since adding older messages never shrinks a prompt.
+    The whole conversation is tried first: when it fits (the usual case) that costs one render and one count.
     """
 
     def size(i: int) -> int:
@@ -292,12 +341,16 @@ def _fit(
 
     if size(0) <= num_ctx:
         return 0
-    start = len(messages) - 1
-    for i in range(len(messages) - 2, 0, -1):
-        if size(i) > num_ctx:
-            break
-        start = i
-    return start
+    # Sizes only shrink as the start moves later, so the earliest fitting start is found by bisection: a long
+    # conversation costs O(log n) renders, not one per dropped message.
+    lo, hi = 1, len(messages) - 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if size(mid) <= num_ctx:
+            hi = mid
+        else:
+            lo = mid + 1
+    return hi
 
 
 def build_chat_prompt(

@@ -47,6 +47,11 @@ class Runner(Protocol):
     @property
     def vram_bytes(self) -> int: ...
 
+    @property
+    def alive(self) -> bool:
+        """False once the runner died on its own (a crashed runner process): it is replaced, not reused."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -132,6 +137,13 @@ class Scheduler(Generic[R, P]):
         while True:
             async with self._changed:
                 entry = self._entries.get(name)
+                if entry is not None and entry.runner is not None and not entry.runner.alive:
+                    # A dead runner: its requests are failing; replace it once they have released it.
+                    if entry.active == 0:
+                        await self._unload(entry)
+                    else:
+                        await self._changed.wait()
+                    continue
                 if entry is not None and entry.params == params:
                     if entry.runner is not None:
                         return self._lease(entry, keep_alive, info)
@@ -178,7 +190,7 @@ class Scheduler(Generic[R, P]):
         now = datetime.now(UTC)
         rows = []
         for entry in self._entries.values():
-            if entry.runner is None:
+            if entry.runner is None or not entry.runner.alive:
                 continue
             expires = entry.expires_at or _expiry(now, entry.keep_alive)
             rows.append(
@@ -226,10 +238,17 @@ class Scheduler(Generic[R, P]):
 
     async def _load(self, entry: _Entry[R, P]) -> None:
         started = time.monotonic()
+        # A load runs in a thread that cannot be interrupted: one abandoned (timed out, or the server stopping)
+        # still finishes, and the runner it produces is closed then instead of staying allocated for good.
+        task = asyncio.ensure_future(asyncio.to_thread(self._loader, entry.params))
         try:
-            task = asyncio.to_thread(self._loader, entry.params)
-            runner = await (asyncio.wait_for(task, self.load_timeout) if math.isfinite(self.load_timeout) else task)
+            shielded = asyncio.shield(task)
+            runner = await (
+                asyncio.wait_for(shielded, self.load_timeout) if math.isfinite(self.load_timeout) else shielded
+            )
         except BaseException as exc:
+            if not task.done():
+                task.add_done_callback(self._close_abandoned)
             error = exc
             if isinstance(exc, TimeoutError):
                 error = ModelLoadFailed(f"timed out waiting for {entry.name} to load")
@@ -245,10 +264,18 @@ class Scheduler(Generic[R, P]):
             self._changed.notify_all()
         entry.ready.set_result(runner)
 
+    def _close_abandoned(self, task: asyncio.Future[R]) -> None:
+        if not task.cancelled() and task.exception() is None:
+            runner = task.result()
+            log.warning("closing a model whose load finished after it was abandoned")
+            self._spawn(asyncio.to_thread(runner.close))
+
     def _release(self, entry: _Entry[R, P]) -> None:
         entry.active -= 1
         entry.last_used = time.monotonic()
-        if entry.active == 0:
+        if entry.active == 0 and entry.runner is not None and not entry.runner.alive:
+            self._spawn(self._expire(entry))
+        elif entry.active == 0:
             entry.expires_at = _expiry(datetime.now(UTC), entry.keep_alive)
             if entry.keep_alive <= 0:
                 self._spawn(self._expire(entry))
@@ -287,4 +314,8 @@ class Scheduler(Generic[R, P]):
 def _expiry(now: datetime, keep_alive: float) -> datetime:
     if not math.isfinite(keep_alive):
         return FOREVER_AT
-    return now + timedelta(seconds=max(keep_alive, 0.0))
+    try:
+        expires = now + timedelta(seconds=max(keep_alive, 0.0))
+    except OverflowError:  # beyond what a datetime holds: as good as forever
+        return FOREVER_AT
+    return min(expires, FOREVER_AT)

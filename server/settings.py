@@ -166,6 +166,10 @@ def _origins(value: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in value.split(",") if item.strip())
 
 
+def _dirs(value: str) -> tuple[Path, ...]:
+    return tuple(Path(item.strip()).expanduser().resolve() for item in value.split(",") if item.strip())
+
+
 def _models_dir(value: str) -> Path:
     return Path(value).expanduser()
 
@@ -212,6 +216,12 @@ class Settings:
     load_timeout: float = _var(
         "OLLAMA_LOAD_TIMEOUT", parse_keep_alive, 300.0, "How long a model load may take (seconds; <=0 = forever)"
     )
+    import_dirs: tuple[Path, ...] = _var(
+        "CORRAL_IMPORT_DIRS",
+        _dirs,
+        (),
+        "Server directories a client's legacy Modelfile may name in FROM/ADAPTER (comma list; default none)",
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -250,5 +260,5 @@ def _show_default(value: Any) -> str:
     if isinstance(value, bool):
         return "1" if value else "0"
     if isinstance(value, tuple):
-        return ",".join(value)
+        return ",".join(str(item) for item in value)
     return str(value)

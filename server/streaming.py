@@ -12,8 +12,10 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from typing import TypeVar
 
+from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from server.disconnect import while_connected
 from server.errors import ApiError
 from server.protocol import ollama as api
 from server.protocol.base import GoJSONResponse, WireModel, ndjson_line
@@ -90,17 +92,35 @@ def ndjson_response(first: WireModel, rest: AsyncIterator[WireModel]) -> Streami
 Inference = TypeVar("Inference", api.GenerateResponse, api.ChatResponse)
 
 
-async def inference_response(items: AsyncIterator[Inference], *, stream: bool) -> Response:
+async def inference_response(request: Request, items: AsyncIterator[Inference], *, stream: bool) -> Response:
     """Respond to generate/chat: NDJSON chunks, or (``stream=False``) one object with the text joined.
 
     Load, unload and debug-render answers are a single JSON object even when streaming, as Ollama sends them.
+    Until the response starts, a client that disconnects cancels the request (see ``server.disconnect``).
     """
-    first = await anext(items)
+    first = await first_item(request, items)
     if first.done_reason in ("load", "unload") or first.debug_info is not None:
+        await _aclose(items)
         return GoJSONResponse(first)
     if not stream:
-        return GoJSONResponse(await collect(first, items))
+        return GoJSONResponse(await while_connected(request, collect(first, items)))
     return ndjson_response(first, items)
+
+
+async def first_item(request: Request, items: AsyncIterator[T]) -> T:
+    """The first item of ``items`` (errors before it get a real status), cancelled if the client goes away
+    while the model loads, the request queues or the prompt is evaluated."""
+    try:
+        return await while_connected(request, anext(items))
+    except BaseException:
+        await _aclose(items)
+        raise
+
+
+async def _aclose(items: AsyncIterator[T]) -> None:
+    close = getattr(items, "aclose", None)
+    if close is not None:
+        await close()
 
 
 async def collect(first: Inference, rest: AsyncIterator[Inference]) -> Inference:

@@ -17,4 +17,4 @@ router = APIRouter()
 @router.post("/api/chat")
 async def chat(request: Request) -> Response:
     body = parse_body(api.ChatRequest, await request.body())
-    return await inference_response(inference(request).chat(body), stream=body.stream is not False)
+    return await inference_response(request, inference(request).chat(body), stream=body.stream is not False)

@@ -17,4 +17,4 @@ router = APIRouter()
 @router.post("/api/generate")
 async def generate(request: Request) -> Response:
     body = parse_body(api.GenerateRequest, await request.body())
-    return await inference_response(inference(request).generate(body), stream=body.stream is not False)
+    return await inference_response(request, inference(request).generate(body), stream=body.stream is not False)

@@ -12,11 +12,10 @@ from starlette.responses import Response
 from server.protocol import ollama as api
 from server.protocol.base import GoJSONResponse, parse_body
 from server.service import management
-from server.store.create import create_model as create_model_from_spec
 from server.store.store import Store
 from server.streaming import progress_response, run_with_progress
 
-from .deps import inference, store
+from .deps import inference, settings, store
 
 router = APIRouter()
 StoreDep = Annotated[Store, Depends(store)]
@@ -36,10 +35,11 @@ async def show_model(request: Request, models: StoreDep) -> GoJSONResponse:
 @router.post("/api/create")
 async def create_model(request: Request, models: StoreDep) -> Response:
     body = parse_body(api.CreateRequest, await request.body())
-    spec = management.spec_from_request(body, store=models)
+    import_dirs = settings(request).import_dirs
 
     def work(report: Callable[[str], None]) -> str:
-        return create_model_from_spec(models, spec, report)
+        # In the worker thread: the legacy form may hash and import a file.
+        return management.create(models, body, report, import_dirs=import_dirs)
 
     statuses: AsyncIterator[str] = run_with_progress(work)
 

@@ -17,12 +17,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
 from server import openai_compat as compat
+from server.disconnect import while_connected
 from server.errors import ApiError, BadRequest, InternalError
 from server.protocol import ollama as api
 from server.protocol import openai as oai
 from server.protocol.base import GoJSONResponse, WireModel, parse_body
 from server.service import management
-from server.streaming import collect, sse_done, sse_event
+from server.streaming import collect, first_item, sse_done, sse_event
 
 from .deps import inference, store
 
@@ -54,11 +55,10 @@ async def _parse(model: type[M], request: Request) -> M:
 async def chat_completions(request: Request) -> Response:
     body = await _parse(oai.ChatCompletionRequest, request)
     items = inference(request).chat(compat.from_chat_completion_request(body))
-    first = await anext(items)
+    first = await first_item(request, items)
     if not body.stream:
-        return OpenAIJSONResponse(
-            compat.to_chat_completion(await collect(first, items), id=compat.chat_completion_id())
-        )
+        reply = await while_connected(request, collect(first, items))
+        return OpenAIJSONResponse(compat.to_chat_completion(reply, id=compat.chat_completion_id()))
     include_usage = body.stream_options is not None and body.stream_options.include_usage
     stream = compat.ChatCompletionStream(id=compat.chat_completion_id(), include_usage=include_usage)
     return sse_response(first, items, stream.feed)
@@ -70,11 +70,10 @@ async def completions(request: Request) -> Response:
     native = compat.from_completion_request(body)
     echo = native.prompt if body.echo else ""
     items = inference(request).generate(native)
-    first = await anext(items)
+    first = await first_item(request, items)
     if not body.stream:
-        return OpenAIJSONResponse(
-            compat.to_completion(await collect(first, items), id=compat.completion_id(), echo=echo)
-        )
+        reply = await while_connected(request, collect(first, items))
+        return OpenAIJSONResponse(compat.to_completion(reply, id=compat.completion_id(), echo=echo))
     include_usage = body.stream_options is not None and body.stream_options.include_usage
     stream = compat.CompletionStream(id=compat.completion_id(), include_usage=include_usage, echo=echo)
     return sse_response(first, items, stream.feed)

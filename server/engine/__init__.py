@@ -12,6 +12,7 @@ Models share a :class:`ComputeThread` when given one (``EngineModel.load(params,
 llama.cpp compute of the process on one thread.
 """
 
+from .batching import DecodeFn
 from .compute import ComputeThread
 from .events import Done, DoneReason, Event, Logprob, Token, TopLogprob
 from .model import EngineModel
@@ -20,6 +21,7 @@ from .stream import EventStream
 
 __all__ = [
     "ComputeThread",
+    "DecodeFn",
     "Done",
     "DoneReason",
     "EngineModel",

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +35,9 @@ from .textstream import TextStream
 from .weights import Weights
 
 log = logging.getLogger(__name__)
+
+DecodeFn = Callable[[Any, Any], int]
+"""``llama_decode``'s shape: (context, batch) -> status, 0 on success."""
 
 
 @dataclass(eq=False)
@@ -114,6 +118,8 @@ class DecodeLoop:
         self._waiting: deque[Request] = deque()
         self._closed = False
         self._batch = llama_cpp.llama_batch_init(n_batch, 0, 1)
+        # The one llama.cpp call a step makes; an attribute so fault-injection tests can wrap it.
+        self.decode_fn: DecodeFn = llama_cpp.llama_decode
         compute.attach(self)
 
     # -- any thread --
@@ -172,10 +178,16 @@ class DecodeLoop:
         self._admit()
         return bool(self._active)
 
-    def crashed(self) -> None:
-        with self._compute.lock:
-            self._closed = True
-        self._fail_all(InternalError("the inference engine failed"))
+    def crashed(self, detached: bool) -> None:
+        """A step raised past its own guards (a bug): the requests it was running fail, their cells are dropped,
+        and the loop goes on serving the queue; once ``detached`` from the compute thread, everything fails."""
+        if detached:
+            with self._compute.lock:
+                self._closed = True
+            self._fail_all(InternalError("the inference engine failed"))
+            return
+        for slot in list(self._active):
+            self._fail(slot, InternalError("the inference engine failed while running this request"))
 
     def _fail_all(self, error: InternalError) -> None:
         """End every running and waiting request with ``error`` (the loop is no longer stepped)."""
@@ -276,6 +288,15 @@ class DecodeLoop:
             budget -= len(feeds[slot.seq])
         if not feeds:
             return
+        starts = {seq: len(self._slots[seq].cells) for seq in feeds}
+        outputs = self._fill(feeds)
+        if self._decode():
+            self._sample(outputs)
+        else:
+            self._isolate(feeds, starts)
+
+    def _fill(self, feeds: dict[int, list[int]]) -> list[tuple[_Slot, int]]:
+        """Put ``feeds`` into the batch in seq order; returns the (slot, batch index) pairs to sample after."""
         batch = self._batch
         n = 0
         outputs: list[tuple[_Slot, int]] = []
@@ -291,14 +312,56 @@ class DecodeLoop:
                 batch.logits[n - 1] = 1
                 outputs.append((slot, n - 1))
         batch.n_tokens = n
-        rc = int(llama_cpp.llama_decode(self._ctx, batch))
+        return outputs
+
+    def _decode(self) -> bool:
+        """Run the batch; False when llama.cpp refused or failed it (its cells are then in an unknown state)."""
+        try:
+            rc = int(self.decode_fn(self._ctx, self._batch))
+        except Exception:
+            log.exception("llama_decode raised")
+            return False
         if rc != 0:
-            self._decode_failed(rc)
-            return
+            log.error("llama_decode failed with %d", rc)
+        return rc == 0
+
+    def _sample(self, outputs: list[tuple[_Slot, int]]) -> None:
         done_ns = time.perf_counter_ns()
         for slot, index in outputs:
-            if slot.run is not None:
-                self._on_logits(slot, slot.run, index, done_ns)
+            run = slot.run
+            if run is None:
+                continue
+            try:
+                self._on_logits(slot, run, index, done_ns)
+            except Exception:  # one request's sampler failing (a grammar, a bug) ends that request only
+                log.exception("sampling failed")
+                self._fail(slot, InternalError("sampling failed for this request"))
+
+    def _isolate(self, feeds: dict[int, list[int]], starts: dict[int, int]) -> None:
+        """A failed batch: roll every sequence back to where the step began, then decode each one alone, so a
+        sequence that cannot be evaluated fails by itself and its batch-mates go on (and keep their caches)."""
+        for seq, start in starts.items():
+            self._rollback(self._slots[seq], start)
+        for seq in sorted(feeds):
+            slot = self._slots[seq]
+            if slot.run is None:
+                continue
+            outputs = self._fill({seq: feeds[seq]})
+            if self._decode():
+                self._sample(outputs)
+            else:
+                self._fail(slot, InternalError("llama.cpp could not evaluate this request"))
+
+    def _rollback(self, slot: _Slot, start: int) -> None:
+        llama_cpp.llama_memory_seq_rm(self._mem, slot.seq, start, -1)
+        del slot.cells[start:]
+
+    def _fail(self, slot: _Slot, error: InternalError) -> None:
+        """End the slot's request with ``error``; its cells are dropped (they may be half-written)."""
+        if slot.run is not None:
+            slot.run.request.sink.put(error)
+        self._clear_cells(slot)
+        self._release(slot)
 
     @staticmethod
     def _put(batch: Any, i: int, token: int, pos: int, seq: int) -> None:
@@ -307,17 +370,6 @@ class DecodeLoop:
         batch.n_seq_id[i] = 1
         batch.seq_id[i][0] = seq
         batch.logits[i] = False
-
-    def _decode_failed(self, rc: int) -> None:
-        log.error("llama_decode failed with %d", rc)
-        error = InternalError(f"llama_decode failed ({rc})")
-        # Cells of every slot in the batch are now unknown: drop them and fail those requests.
-        for slot in list(self._active):
-            run = slot.run
-            if run is not None and (run.next_token is not None or run.started_ns):
-                run.request.sink.put(error)
-                self._clear_cells(slot)
-                self._release(slot)
 
     def _make_room(self, slot: _Slot) -> bool:
         """Context shift: keep ``num_keep`` tokens, drop half of the rest, slide the remainder down."""

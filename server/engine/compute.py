@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -37,8 +38,9 @@ class Worker(Protocol):
         """Outside the lock: run one decode step."""
         ...
 
-    def crashed(self) -> None:
-        """``step`` raised: fail this worker's requests (it is detached already)."""
+    def crashed(self, detached: bool) -> None:
+        """``step`` raised: fail the requests that step was running; the worker stays attached. With ``detached``
+        (``prepare`` raised, so the worker was dropped), fail every request it holds, waiting ones too."""
         ...
 
 
@@ -50,6 +52,7 @@ class ComputeThread:
         self._workers: list[Worker] = []
         self._jobs: deque[tuple[Callable[[], Any], Future[Any]]] = deque()
         self._stopping = False
+        self._busy_since = 0.0  # monotonic time the current step or job batch began; 0 while waiting
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -104,31 +107,64 @@ class ComputeThread:
         if threading.current_thread() is not self._thread:
             self._thread.join()
 
+    @property
+    def idle_or_progressing(self) -> bool:
+        """False when the thread has died or one step or job has run for over a minute (a wedged thread)."""
+        if not self._thread.is_alive():
+            return self._stopping
+        busy_since = self._busy_since
+        return busy_since == 0.0 or time.monotonic() - busy_since < 60.0
+
     def _run(self) -> None:
         ready: list[Worker] = []
         while True:
             with self.lock:
                 while not self._stopping and not self._jobs and not ready:
-                    ready = [w for w in self._workers if w.prepare()]
+                    ready = self._ready()
                     if not ready and not self._jobs:
                         self.lock.wait()
                 jobs, self._jobs = list(self._jobs), deque()
                 stopping = self._stopping
+            self._busy_since = time.monotonic()
             self._run_jobs(jobs)
             if stopping:
                 return
             if jobs:  # a job may have detached a worker or changed its queue
                 with self.lock:
-                    ready = [w for w in self._workers if w.prepare()]
+                    ready = self._ready()
             for worker in ready:
-                try:
-                    worker.step()
-                except Exception:  # a bug or a llama.cpp failure: that model's requests fail, the others go on
-                    log.exception("decode step crashed")
-                    self._forget(worker)
-                    worker.crashed()
+                self._step(worker)
+            self._busy_since = 0.0
             with self.lock:
-                ready = [w for w in self._workers if w.prepare()]
+                ready = self._ready()
+
+    def _ready(self) -> list[Worker]:
+        """Workers with a step to run (under the lock). A worker whose ``prepare`` raises is a bug: it is
+        detached and its requests fail; the thread, and every other model, goes on."""
+        ready = []
+        for worker in list(self._workers):
+            try:
+                if worker.prepare():
+                    ready.append(worker)
+            except Exception:
+                log.exception("preparing a decode step failed; detaching that model")
+                self._workers.remove(worker)
+                self._crashed(worker, detached=True)
+        return ready
+
+    def _step(self, worker: Worker) -> None:
+        try:
+            worker.step()
+        except Exception:  # a bug past the step's own guards: the step's requests fail, the rest go on
+            log.exception("decode step crashed")
+            self._crashed(worker, detached=False)
+
+    @staticmethod
+    def _crashed(worker: Worker, *, detached: bool) -> None:
+        try:
+            worker.crashed(detached)
+        except Exception:
+            log.exception("failing the requests of a crashed step failed too")
 
     @staticmethod
     def _run_jobs(jobs: list[tuple[Callable[[], Any], Future[Any]]]) -> None:

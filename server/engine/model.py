@@ -10,14 +10,16 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import logging
+import os
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import llama_cpp
 
 from server.errors import BadRequest, CapabilityError, InternalError, ModelLoadFailed
 
-from .batching import DecodeLoop, Request
+from .batching import DecodeFn, DecodeLoop, Request
 from .compute import ComputeThread
 from .embedding import Embedder
 from .params import LoadParams, SamplingParams
@@ -43,7 +45,8 @@ class EngineModel:
         self._weights = weights
         self._compute = compute
         self._owns_compute = owns_compute
-        self._threads = params.num_thread or default_threads()
+        # More threads than CPUs only slows every model of the process (OpenMP stops spinning): clamped.
+        self._threads = min(params.num_thread, os.cpu_count() or 1) if params.num_thread else default_threads()
         self._ctx: Any = None
         self._loop: DecodeLoop | None = None
         self._adapters: list[Any] = []
@@ -94,7 +97,8 @@ class EngineModel:
 
     def _start_generation(self) -> None:
         p = self.params
-        n_batch = max(p.num_batch, p.num_parallel)
+        # A batch larger than the cells it could fill only allocates memory: clamped to the context.
+        n_batch = min(max(p.num_batch, p.num_parallel), self.context_length * p.num_parallel)
         cparams = llama_cpp.llama_context_default_params()
         cparams.n_ctx = self.context_length * p.num_parallel
         cparams.n_batch = n_batch
@@ -138,6 +142,11 @@ class EngineModel:
     # -- facts for the scheduler and /api/ps --
 
     @property
+    def alive(self) -> bool:
+        """True until :meth:`close` (an in-process model cannot die on its own without taking the process)."""
+        return not self._closed
+
+    @property
     def num_parallel(self) -> int:
         return 0 if self._loop is None else self.params.num_parallel
 
@@ -179,6 +188,14 @@ class EngineModel:
     def detokenize(self, tokens: list[int]) -> str:
         return self._weights.detokenize(tokens)
 
+    def wrap_decode(self, wrap: Callable[[DecodeFn], DecodeFn]) -> None:
+        """Replace the decode loop's ``llama_decode`` with ``wrap(current)``: the seam at the llama.cpp call
+        boundary where fault-injection tests make a step fail or raise. Not for production use."""
+        loop = self._loop
+        if loop is None:
+            raise CapabilityError("this model does not support generate")
+        loop.decode_fn = wrap(loop.decode_fn)
+
     # -- work --
 
     def generate(self, prompt: str | list[int], sampling: SamplingParams) -> EventStream:
@@ -190,7 +207,8 @@ class EngineModel:
         not fit and may be truncated keeps its first ``num_keep`` tokens and its tail, leaving one cell free;
         ``Done.truncated`` says so.
         """
-        if self._loop is None:
+        loop = self._loop  # read once: close() may clear it from another thread
+        if loop is None:
             if self._closed:
                 raise InternalError("the model was unloaded")
             raise CapabilityError("this model does not support generate")
@@ -198,8 +216,8 @@ class EngineModel:
         tokens = self.tokenize(prompt) if isinstance(prompt, str) else list(prompt)
         if not tokens:
             raise BadRequest("the prompt is empty")
+        self.check_tokens(tokens)
         tokens, truncated = self._fit(tokens, sampling)
-        loop = self._loop
         chain = SamplerChain(self._weights, sampling, self.context_length)
         try:
             chain.accept_prompt(tokens)
@@ -210,6 +228,14 @@ class EngineModel:
             chain.free()
             raise
         return EventStream(sink, lambda: loop.cancel(request))
+
+    def check_tokens(self, tokens: list[int]) -> None:
+        """BadRequest unless every id is in the vocabulary: llama.cpp rejects the whole batch (every request in
+        the step) for one bad id, so ids from clients (``context``) are checked before anything is queued."""
+        n_vocab = self._weights.n_vocab
+        bad = next((t for t in tokens if not 0 <= t < n_vocab), None)
+        if bad is not None:
+            raise BadRequest(f"invalid token id {bad} in context: the model's vocabulary has {n_vocab} tokens")
 
     def _fit(self, tokens: list[int], sampling: SamplingParams) -> tuple[list[int], bool]:
         limit = self.context_length - 1

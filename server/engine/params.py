@@ -17,6 +17,9 @@ KvCacheType = Literal["f16", "q8_0", "q4_0"]
 JsonSchema = dict[str, Any]
 
 MAX_TOP_LOGPROBS = 20
+# Stop strings are matched against the output at every token, on the compute thread every request shares.
+MAX_STOPS = 64
+MAX_STOP_LENGTH = 1024
 
 
 @dataclass(frozen=True)
@@ -140,5 +143,9 @@ class SamplingParams:
             raise InvalidOption(f"top_logprobs must be between 0 and {MAX_TOP_LOGPROBS}, got {self.top_logprobs}")
         if any(not isinstance(s, str) for s in self.stop):
             raise InvalidOption('option "stop" must be of an array of strings')
+        if len(self.stop) > MAX_STOPS:
+            raise InvalidOption(f"at most {MAX_STOPS} stop sequences are allowed, got {len(self.stop)}")
+        if any(len(s) > MAX_STOP_LENGTH for s in self.stop):
+            raise InvalidOption(f"a stop sequence may be at most {MAX_STOP_LENGTH} characters long")
         if self.format not in (None, "", "json") and not isinstance(self.format, dict):
             raise InvalidOption(f'invalid format: "{self.format}"; expected "json" or a valid JSON Schema object')

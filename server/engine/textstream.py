@@ -52,11 +52,19 @@ class TextStream:
         return text
 
     def _partial_stop_length(self, text: str) -> int:
-        """Length of the longest suffix of ``text`` that is a proper prefix of some stop sequence."""
+        """Length of the longest suffix of ``text`` that is a proper prefix of some stop sequence.
+
+        Only suffixes that start with a stop's first character can match, so each stop costs one scan of the
+        last ``len(stop) - 1`` characters plus a comparison per occurrence of that character, not a slice per
+        possible length (per-token work stays small even with long stop strings)."""
         best = 0
         for stop in self._stops:
-            for n in range(min(len(stop) - 1, len(text)), best, -1):
-                if text.endswith(stop[:n]):
-                    best = n
+            window = min(len(stop) - 1, len(text))
+            start = len(text) - window
+            at = text.find(stop[0], start)
+            while at != -1 and len(text) - at > best:
+                if stop.startswith(text[at:]):
+                    best = len(text) - at
                     break
+                at = text.find(stop[0], at + 1)
         return best

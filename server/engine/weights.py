@@ -10,12 +10,14 @@ import ctypes
 import logging
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import llama_cpp
 
-from server.errors import ModelLoadFailed
+from server.errors import InternalError, ModelLoadFailed
 
 from .params import LoadParams
 
@@ -128,12 +130,30 @@ class Weights:
         self.n_swa = int(llama_cpp.llama_model_n_swa(model))
         self._pieces: dict[int, bytes] = {}
         self._pieces_lock = threading.Lock()
+        # Tokenizing runs on request threads; free() waits for those calls so none reads a freed vocabulary.
+        self._users = threading.Condition()
+        self._n_users = 0
 
     def free(self) -> None:
-        if self.model is not None:
-            llama_cpp.llama_model_free(self.model)
-            self.model = None
-            self.vocab = None
+        """Free the model once no tokenizer call is running; later calls raise InternalError."""
+        with self._users:
+            self._users.wait_for(lambda: self._n_users == 0)
+            model, self.model, self.vocab = self.model, None, None
+        if model is not None:
+            llama_cpp.llama_model_free(model)
+
+    @contextmanager
+    def _vocab(self) -> Iterator[Any]:
+        with self._users:
+            if self.vocab is None:
+                raise InternalError("the model was unloaded")
+            self._n_users += 1
+        try:
+            yield self.vocab
+        finally:
+            with self._users:
+                self._n_users -= 1
+                self._users.notify_all()
 
     def meta(self, key: str) -> str | None:
         """A GGUF metadata value as a string, None when absent."""
@@ -160,11 +180,12 @@ class Weights:
         data = text.encode("utf-8")
         capacity = len(data) + 16
         buf = (llama_cpp.llama_token * capacity)()
-        n = int(llama_cpp.llama_tokenize(self.vocab, data, len(data), buf, capacity, add_special, parse_special))
-        if n < 0:
-            capacity = -n
-            buf = (llama_cpp.llama_token * capacity)()
-            n = int(llama_cpp.llama_tokenize(self.vocab, data, len(data), buf, capacity, add_special, parse_special))
+        with self._vocab() as vocab:
+            n = int(llama_cpp.llama_tokenize(vocab, data, len(data), buf, capacity, add_special, parse_special))
+            if n < 0:
+                capacity = -n
+                buf = (llama_cpp.llama_token * capacity)()
+                n = int(llama_cpp.llama_tokenize(vocab, data, len(data), buf, capacity, add_special, parse_special))
         return list(buf[:n])
 
     def piece(self, token: int) -> bytes:
@@ -173,10 +194,11 @@ class Weights:
         if cached is not None:
             return cached
         buf = ctypes.create_string_buffer(64)
-        n = int(llama_cpp.llama_token_to_piece(self.vocab, token, buf, len(buf), 0, True))
-        if n < 0:
-            buf = ctypes.create_string_buffer(-n)
-            n = int(llama_cpp.llama_token_to_piece(self.vocab, token, buf, len(buf), 0, True))
+        with self._vocab() as vocab:
+            n = int(llama_cpp.llama_token_to_piece(vocab, token, buf, len(buf), 0, True))
+            if n < 0:
+                buf = ctypes.create_string_buffer(-n)
+                n = int(llama_cpp.llama_token_to_piece(vocab, token, buf, len(buf), 0, True))
         piece = buf.raw[:n]
         with self._pieces_lock:
             self._pieces[token] = piece

@@ -13,8 +13,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .floats import format_float
-from .literals import quote, quote_rune
+from server.gocompat.floats import format_float
+from server.gocompat.strconv import quote, quote_rune
+
 from .values import GoStringer, GoStruct, go_type_name, is_sequence, sorted_keys
 
 __all__ = ["format_value", "sprint", "sprintf", "sprintln"]

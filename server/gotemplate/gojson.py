@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from server import gojson
+from server.gocompat import jsonenc as gojson
 
 from .values import GoJSONMarshaler, is_sequence
 

@@ -16,7 +16,7 @@ import enum
 import unicodedata
 from dataclasses import dataclass
 
-from .literals import quote
+from server.gocompat.strconv import quote
 
 __all__ = ["KEYWORDS", "Token", "TokenKind", "is_alphanumeric", "lex"]
 

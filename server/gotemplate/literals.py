@@ -7,10 +7,11 @@ template parser reports.
 
 from __future__ import annotations
 
-__all__ = ["parse_number", "quote", "quote_rune", "unquote", "unquote_char"]
+from server.gocompat.strconv import quote
+
+__all__ = ["parse_number", "unquote", "unquote_char"]
 
 _SIMPLE_ESCAPES = {"a": 0x07, "b": 0x08, "f": 0x0C, "n": 0x0A, "r": 0x0D, "t": 0x09, "v": 0x0B, "\\": 0x5C}
-_QUOTE_ESCAPES = {0x07: "\\a", 0x08: "\\b", 0x0C: "\\f", 0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t", 0x0B: "\\v"}
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
@@ -119,32 +120,3 @@ def parse_number(text: str) -> int | float:
     if not any(c in text for c in ".eEpP"):
         raise ValueError(f"integer overflow: {quote(text)}")
     return value
-
-
-def _escape_rune(code: int, quote_char: str) -> str:
-    ch = chr(code)
-    if ch in (quote_char, "\\"):
-        return "\\" + ch
-    if ch.isprintable():
-        return ch
-    if code in _QUOTE_ESCAPES:
-        return _QUOTE_ESCAPES[code]
-    if code < 0x20 or code == 0x7F:
-        return f"\\x{code:02x}"
-    if 0xD800 <= code <= 0xDFFF:
-        return "\\ufffd"
-    if code < 0x10000:
-        return f"\\u{code:04x}"
-    return f"\\U{code:08x}"
-
-
-def quote(text: str) -> str:
-    """``strconv.Quote``: a double-quoted Go literal; printable runes stay, others are escaped."""
-    return '"' + "".join(_escape_rune(ord(ch), '"') for ch in text) + '"'
-
-
-def quote_rune(code: int) -> str:
-    """``strconv.QuoteRune``: a single-quoted Go character literal."""
-    if code < 0 or code > 0x10FFFF:
-        code = 0xFFFD
-    return "'" + _escape_rune(code, "'") + "'"

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from typing import NoReturn
 
 from server.errors import TemplateError
+from server.gocompat.strconv import quote
 
 from .lexer import Token, TokenKind, lex
-from .literals import parse_number, quote, unquote
+from .literals import parse_number, unquote
 from .nodes import (
     ActionNode,
     ArgNode,

@@ -7,8 +7,8 @@ import binascii
 import json
 from typing import Any
 
-from server import gojson
 from server.errors import BadRequest, InternalError
+from server.gocompat import jsonenc as gojson
 from server.protocol import ollama as api
 from server.protocol import openai as oai
 

@@ -69,15 +69,3 @@ def go_type(value: Any) -> str:
     if isinstance(value, list):
         return "[]interface {}"
     return "map[string]interface {}"
-
-
-def json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    return "array" if isinstance(value, list) else "object"

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from server.errors import BadRequest
+from server.gocompat.jsonenc import json_type
 from server.protocol import ollama as api
 from server.protocol import openai as oai
 
 from .common import (
     check_n,
-    json_type,
     stop_sequences,
     to_usage,
     unix_time,

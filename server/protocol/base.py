@@ -8,18 +8,18 @@ are ignored (as Go's decoder does), and errors read like Go's ``encoding/json`` 
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+import math
 from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.responses import Response
 
-from server import gojson
 from server.errors import BadRequest
+from server.gocompat import jsonenc as gojson
+from server.gocompat.jsonenc import json_type
 
 M = TypeVar("M", bound="WireModel")
 
-_JSON_TYPES = {dict: "object", list: "array", str: "string", bool: "bool", int: "number", float: "number"}
 _GO_TYPES = {
     "string_type": "string",
     "int_type": "int",
@@ -51,19 +51,39 @@ def parse_body(model: type[M], body: bytes) -> M:
     if not body.strip():
         raise BadRequest("missing request body")
     try:
-        raw = json.loads(body)
+        raw = json.loads(body, parse_constant=_not_json, parse_float=_float64, parse_int=_int64)
     except json.JSONDecodeError as exc:
         raise BadRequest(_syntax_error(body, exc)) from exc
     except UnicodeDecodeError as exc:
         raise BadRequest("invalid character in request body: not UTF-8") from exc
     if not isinstance(raw, dict):
         raise BadRequest(
-            f"json: cannot unmarshal {_json_type(raw)} into Go value of type {model.go_package}.{model.go_name}"
+            f"json: cannot unmarshal {json_type(raw)} into Go value of type {model.go_package}.{model.go_name}"
         )
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
         raise BadRequest(_type_error(model, raw, exc)) from exc
+
+
+def _not_json(name: str) -> Any:
+    """``NaN``/``Infinity``: Python's decoder takes them, JSON (and Go) does not; a NaN option or keep_alive
+    must never reach the scheduler or llama.cpp."""
+    raise BadRequest(f"invalid character '{name.lstrip('-')[0]}' looking for beginning of value")
+
+
+def _float64(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise BadRequest(f"json: cannot unmarshal number {text} into Go value of type float64")
+    return value
+
+
+def _int64(text: str) -> int:
+    value = int(text)
+    if not -(2**63) <= value < 2**63:
+        raise BadRequest(f"json: cannot unmarshal number {text} into Go value of type int64")
+    return value
 
 
 # What Go's decoder says it was looking for, by what Python's decoder expected.
@@ -101,12 +121,6 @@ def _innermost_container(doc: str, pos: int) -> str:
     return stack[-1] if stack else ""
 
 
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    return _JSON_TYPES.get(type(value), "value")
-
-
 def _type_error(model: type[WireModel], raw: dict[str, Any], exc: ValidationError) -> str:
     error = exc.errors()[0]
     location = [str(part) for part in error["loc"] if not isinstance(part, int)]
@@ -119,7 +133,7 @@ def _type_error(model: type[WireModel], raw: dict[str, Any], exc: ValidationErro
             break
     if error["type"] in _GO_TYPES:
         return (
-            f"json: cannot unmarshal {_json_type(value)} into Go struct field {model.go_name}.{field} "
+            f"json: cannot unmarshal {json_type(value)} into Go struct field {model.go_name}.{field} "
             f"of type {_GO_TYPES[error['type']]}"
         )
     return f"invalid value for field {field}: {error['msg']}"
@@ -140,18 +154,3 @@ def ndjson_line(item: WireModel | dict[str, Any]) -> bytes:
     """One NDJSON line: compact Go-style JSON and a newline."""
     payload = item.to_wire() if isinstance(item, WireModel) else item
     return gojson.encode(payload)
-
-
-def rfc3339(moment: datetime) -> str:
-    """Go's RFC 3339 with sub-seconds, trailing zeros trimmed; ``Z`` for UTC (and naive times), else the
-    local offset, as Go prints ``time.Time`` values."""
-    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
-    if moment.microsecond:
-        text += f".{moment.microsecond:06d}".rstrip("0")
-    offset = moment.utcoffset()
-    if offset is None or offset == timedelta(0):
-        return text + "Z"
-    seconds = int(offset.total_seconds())
-    sign = "+" if seconds >= 0 else "-"
-    seconds = abs(seconds)
-    return f"{text}{sign}{seconds // 3600:02d}:{seconds % 3600 // 60:02d}"

@@ -1,65 +1,37 @@
 """Inference shared by every dialect: generate, chat, embed, and the running-model list.
 
-Both ``/api/*`` and ``/v1/*`` call these functions; they resolve the model, build the prompt, take a lease
-from the scheduler, drive the engine and turn its events into Ollama's response objects. Errors are raised
-as typed ``ApiError``s with Ollama's texts; one raised before the first response object gets a real status.
+Both ``/api/*`` and ``/v1/*`` call these functions. Each request is first checked and planned completely
+(:mod:`server.service.plan`): nothing is loaded or queued for a request that would fail its checks. Then it
+takes a lease from the scheduler and drives the model's runner; :mod:`server.service.replies` turns the
+runner's events into Ollama's response objects. Errors are typed ``ApiError``s with Ollama's texts; one raised
+before the first response object gets a real status. The lease is released in a ``finally`` block, so a
+request cancelled anywhere (its client gone) gives its model back at once.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
+import asyncio
 import math
-import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
 
-from server.engine import Done, EngineModel, LoadParams, SamplingParams, Token
+from server.engine import LoadParams
 from server.errors import BadRequest, InternalError, ModelNotFound
-from server.prompt import ChatToolCall
+from server.gocompat.timefmt import now_iso, rfc3339
 from server.protocol import ollama as api
-from server.protocol.base import rfc3339
+from server.runner import ModelRunner
 from server.scheduler import Lease, Scheduler
 from server.service import params as values
 from server.service.management import details
 from server.service.models import ModelResolver, ResolvedModel
-from server.service.prompting import PromptRequest, render_chat, render_generate, wire_tool_call
+from server.service.plan import Plan, Planner, check_top_logprobs, decode_images, embed_inputs
+from server.service.prompting import PromptRequest, render_chat, render_generate
+from server.service.replies import ChatOutput, Timer, assistant, chat_chunks, chat_response, generate_chunks
 from server.settings import Settings
 from server.store.store import Store
 from server.thinking import ThinkingParser
 from server.toolcalls import ToolCallParser, tool_names
 
-EngineScheduler = Scheduler[EngineModel, LoadParams]
-
-
-def now_iso() -> str:
-    """``created_at``: UTC with nanoseconds, trailing zeros trimmed, as Go prints ``time.Now().UTC()``."""
-    now = time.time_ns()
-    stamp = datetime.fromtimestamp(now // 1_000_000_000, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    fraction = f"{now % 1_000_000_000:09d}".rstrip("0")
-    return f"{stamp}.{fraction}Z" if fraction else f"{stamp}Z"
-
-
-@dataclass
-class _Timer:
-    started: int
-    loaded: int = 0
-
-    @classmethod
-    def start(cls) -> _Timer:
-        return cls(time.monotonic_ns())
-
-    def mark_loaded(self) -> None:
-        self.loaded = time.monotonic_ns()
-
-    @property
-    def load_ns(self) -> int:
-        return max(self.loaded - self.started, 1)
-
-    def total_ns(self) -> int:
-        return time.monotonic_ns() - self.started
+EngineScheduler = Scheduler[ModelRunner, LoadParams]
 
 
 class Inference:
@@ -75,20 +47,20 @@ class Inference:
         self.models = ModelResolver(store)
         self.scheduler = scheduler
         self.settings = settings
-        self.num_parallel = num_parallel or {}
+        self.planner = Planner(settings, num_parallel or {})
 
     # -- generate ----------------------------------------------------------------------------------------
 
     async def generate(self, req: api.GenerateRequest) -> AsyncIterator[api.GenerateResponse]:
         """``/api/generate``. Yields response objects (one for load/unload/debug flows)."""
-        timer = _Timer.start()
+        timer = Timer.start()
         if not req.model:
             raise ModelNotFound("model '' not found")
-        model = self.models.resolve(req.model, missing="model '{name}' not found")
+        model = await self._resolve(req.model, missing="model '{name}' not found")
         keep_alive = values.keep_alive_seconds(req.keep_alive)
         if req.raw and (req.template or req.system or req.context):
             raise BadRequest("raw mode does not support template, system, or context")
-        _check_top_logprobs(req.top_logprobs)
+        check_top_logprobs(req.top_logprobs)
         think = values.think_setting(req.think)
         if not req.prompt and keep_alive == 0 and not req.debug_render_only:
             await self.scheduler.unload(model.name.full)
@@ -99,72 +71,39 @@ class Inference:
             model.require("insert", full_name=True)
         if think.enabled and think.is_set:
             model.require("thinking")
-        images = _decode_images(req.images)
+        images = decode_images(req.images)
         if images:
             model.require("vision")
-        options = values.layered_options(self.settings, model.content.parameters, values.request_options(req.options))
-        fmt = values.output_format(req.format)
-        prompt = render_generate(
-            model,
-            PromptRequest(
-                prompt=req.prompt,
-                suffix=req.suffix,
-                system=req.system,
-                template=req.template,
-                context=req.context,
-                raw=req.raw,
-                think=think,
-                images=tuple(images),
-            ),
+        plan = self._plan(model, req, keep_alive, think)
+        parts = PromptRequest(
+            prompt=req.prompt,
+            suffix=req.suffix,
+            system=req.system,
+            template=req.template,
+            context=req.context,
+            raw=req.raw,
+            think=think,
+            images=tuple(images),
         )
+        prompt = await asyncio.to_thread(render_generate, model, parts)  # templates over big inputs take time
         if req.debug_render_only:
-            yield api.GenerateResponse(
-                model=req.model,
-                created_at=now_iso(),
-                done=False,
-                debug_info={"rendered_template": prompt.text, "image_count": len(images)},
-            )
+            debug = {"rendered_template": prompt.text, "image_count": len(images)}
+            yield api.GenerateResponse(model=req.model, created_at=now_iso(), done=False, debug_info=debug)
             return
-        lease = await self._lease(model, options, keep_alive)
+        lease = await self._lease(plan)
         timer.mark_loaded()
         try:
             if not req.prompt and not req.context:
                 yield api.GenerateResponse(model=req.model, created_at=now_iso(), done=True, done_reason="load")
                 return
-            sampling = _sampling(req, options, fmt)
-            tokens = list(req.context or []) + lease.runner.tokenize(prompt.text, add_special=not req.context)
-            thinker = ThinkingParser() if _thinks(model, think) else None
-            async with lease.runner.generate(tokens, sampling) as events:
-                async for event in events:
-                    if isinstance(event, Token):
-                        thinking, text = thinker.feed(event.text) if thinker else ("", event.text)
-                        logprobs = _logprobs(event) if sampling.logprobs else None
-                        if text or thinking or logprobs:
-                            yield api.GenerateResponse(
-                                model=req.model,
-                                created_at=now_iso(),
-                                response=text,
-                                thinking=thinking or None,
-                                done=False,
-                                logprobs=logprobs,
-                            )
-                    else:
-                        if thinker is not None and any(rest := thinker.flush()):
-                            yield api.GenerateResponse(
-                                model=req.model,
-                                created_at=now_iso(),
-                                response=rest.content,
-                                thinking=rest.thinking or None,
-                                done=False,
-                            )
-                        final = api.GenerateResponse(
-                            model=req.model,
-                            created_at=now_iso(),
-                            done=True,
-                            done_reason=event.done_reason,
-                            context=None if req.raw else list(event.context),
-                        )
-                        yield final.model_copy(update=_metrics(event, timer))
+            runner = lease.runner
+            tokens = await asyncio.to_thread(runner.tokenize, prompt.text, add_special=not req.context)
+            events = runner.generate(list(req.context or []) + tokens, plan.sampling)
+            chunks = generate_chunks(
+                req.model, events, thinks=plan.thinks, logprobs=plan.sampling.logprobs, raw=req.raw, timer=timer
+            )
+            async for chunk in chunks:
+                yield chunk
         finally:
             lease.release()
 
@@ -172,64 +111,50 @@ class Inference:
 
     async def chat(self, req: api.ChatRequest) -> AsyncIterator[api.ChatResponse]:
         """``/api/chat``. Yields response objects; tool calls are parsed from the output when tools are given."""
-        timer = _Timer.start()
+        timer = Timer.start()
         if not req.model:
             raise BadRequest("model is required")
-        model = self.models.resolve(req.model, missing="model '{name}' not found")
+        model = await self._resolve(req.model, missing="model '{name}' not found")
         keep_alive = values.keep_alive_seconds(req.keep_alive)
-        _check_top_logprobs(req.top_logprobs)
+        check_top_logprobs(req.top_logprobs)
         think = values.think_setting(req.think)
         if not req.messages and keep_alive == 0 and not req.debug_render_only:
             await self.scheduler.unload(model.name.full)
-            yield _chat_response(req.model, _message(""), done=True, done_reason="unload")
+            yield chat_response(req.model, assistant(""), done=True, done_reason="unload")
             return
         model.require("completion", action="chat")
         if req.tools:
             model.require("tools", full_name=True)
         if think.enabled and think.is_set:
             model.require("thinking")
-        image_count = sum(len(_decode_images(m.images)) for m in req.messages)
+        image_count = sum(len(decode_images(m.images)) for m in req.messages)
         if image_count:
             model.require("vision")
-        options = values.layered_options(self.settings, model.content.parameters, values.request_options(req.options))
-        fmt = values.output_format(req.format)
-        lease = None if req.debug_render_only else await self._lease(model, options, keep_alive)
+        plan = self._plan(model, req, keep_alive, think)
+        lease = None if req.debug_render_only else await self._lease(plan)
         timer.mark_loaded()
         try:
-            if not req.messages and not req.debug_render_only:
-                yield _chat_response(req.model, _message(""), done=True, done_reason="load")
+            if not req.messages and lease is not None:
+                yield chat_response(req.model, assistant(""), done=True, done_reason="load")
                 return
-            counter = (lambda text: len(lease.runner.tokenize(text))) if lease and req.truncate is not False else None
-            prompt = render_chat(
-                model, req.messages, req.tools, think, count_tokens=counter, num_ctx=options["num_ctx"]
+            runner = lease.runner if lease else None
+            counter = (lambda text: len(runner.tokenize(text))) if runner and req.truncate is not False else None
+            # Rendering (and truncation, which renders and counts) runs off the event loop.
+            prompt = await asyncio.to_thread(
+                render_chat, model, req.messages, req.tools, think, count_tokens=counter, num_ctx=plan.num_ctx
             )
-            if req.debug_render_only or lease is None:
-                yield api.ChatResponse(
-                    model=req.model,
-                    created_at=now_iso(),
-                    message=api.Message(role="assistant", content=""),
-                    done=False,
-                    debug_info={"rendered_template": prompt.text, "image_count": image_count},
-                )
+            if runner is None:
+                debug = {"rendered_template": prompt.text, "image_count": image_count}
+                yield chat_response(req.model, assistant(""), done=False).model_copy(update={"debug_info": debug})
                 return
-            sampling = _sampling(req, options, fmt)
-            output = _ChatOutput(
-                ThinkingParser() if _thinks(model, think) else None,
+            output = ChatOutput(
+                ThinkingParser() if plan.thinks else None,
                 ToolCallParser(prompt.tool_tag, tool_names(req.tools)) if req.tools else None,
             )
-            async with lease.runner.generate(prompt.text, sampling) as events:
-                async for event in events:
-                    if isinstance(event, Token):
-                        logprobs = _logprobs(event) if sampling.logprobs else None
-                        message = output.feed(event.text)
-                        if message.content or message.thinking or message.tool_calls or logprobs:
-                            yield _chat_response(req.model, message, done=False, logprobs=logprobs)
-                    else:
-                        message = output.flush()
-                        if message.content or message.thinking or message.tool_calls:
-                            yield _chat_response(req.model, message, done=False)
-                        final = _chat_response(req.model, _message(""), done=True, done_reason=event.done_reason)
-                        yield final.model_copy(update=_metrics(event, timer))
+            tokens = await asyncio.to_thread(runner.tokenize, prompt.text)
+            events = runner.generate(tokens, plan.sampling)
+            async for chunk in chat_chunks(req.model, events, output, logprobs=plan.sampling.logprobs, timer=timer):
+                yield chunk
         finally:
             if lease is not None:
                 lease.release()
@@ -237,14 +162,14 @@ class Inference:
     # -- embeddings --------------------------------------------------------------------------------------
 
     async def embed(self, req: api.EmbedRequest) -> api.EmbedResponse:
-        timer = _Timer.start()
+        timer = Timer.start()
         if not req.model:
             raise ModelNotFound("model '' not found")
-        model = self.models.resolve(req.model, missing='model "{name}" not found, try pulling it first')
+        model = await self._resolve(req.model, missing='model "{name}" not found, try pulling it first')
         keep_alive = values.keep_alive_seconds(req.keep_alive)
-        inputs = _embed_inputs(req.input)
-        options = values.layered_options(self.settings, model.content.parameters, values.request_options(req.options))
-        lease = await self._lease(model, options, keep_alive)
+        inputs = embed_inputs(req.input)
+        plan = self.planner.plan(model, options=req.options, keep_alive=keep_alive, generating=False)
+        lease = await self._lease(plan)
         timer.mark_loaded()
         if not inputs:
             lease.release()
@@ -270,10 +195,10 @@ class Inference:
         """Legacy ``/api/embeddings``: one prompt, one vector."""
         if not req.model:
             raise BadRequest("model is required")
-        model = self.models.resolve(req.model, missing='model "{name}" not found, try pulling it first')
+        model = await self._resolve(req.model, missing='model "{name}" not found, try pulling it first')
         keep_alive = values.keep_alive_seconds(req.keep_alive)
-        options = values.layered_options(self.settings, model.content.parameters, values.request_options(req.options))
-        lease = await self._lease(model, options, keep_alive)
+        plan = self.planner.plan(model, options=req.options, keep_alive=keep_alive, generating=False)
+        lease = await self._lease(plan)
         try:
             if not req.prompt:
                 return api.EmbeddingsResponse(embedding=[])
@@ -302,133 +227,37 @@ class Inference:
             )
         return api.ProcessResponse(models=rows)
 
-    async def _lease(
-        self, model: ResolvedModel, options: dict[str, Any], keep_alive: float | None
-    ) -> Lease[EngineModel]:
-        """Load (or reuse) the model with these options. Generative models embed through the same runner, so
-        mixing chat and embed requests never reloads; embedding-only models load an embedding context."""
-        load = values.load_params(
-            self.settings,
-            options,
-            model_path=model.model_path,
-            adapter_paths=model.content.adapter_paths,
-            num_parallel=self.num_parallel.get(model.name.display),
-            embedding=model.info.is_embedding,
+    # -- internals ---------------------------------------------------------------------------------------
+
+    def _plan(
+        self,
+        model: ResolvedModel,
+        req: api.GenerateRequest | api.ChatRequest,
+        keep_alive: float | None,
+        think: values.Think,
+    ) -> Plan:
+        return self.planner.plan(
+            model,
+            options=req.options,
+            keep_alive=keep_alive,
+            think=think,
+            format=req.format,
+            logprobs=req.logprobs,
+            top_logprobs=req.top_logprobs,
+            shift=req.shift,
+            truncate=req.truncate,
         )
-        return await self.scheduler.acquire(model.name.full, load, keep_alive=keep_alive, info=model)
 
+    async def _resolve(self, requested: str, *, missing: str) -> ResolvedModel:
+        # Reads the manifest (and, once per digest, the GGUF header): file I/O, so off the event loop.
+        return await asyncio.to_thread(self.models.resolve, requested, missing=missing)
 
-def _sampling(
-    req: api.GenerateRequest | api.ChatRequest, options: dict[str, Any], fmt: str | dict[str, Any] | None
-) -> SamplingParams:
-    return values.sampling_params(
-        options,
-        format=fmt,
-        logprobs=req.logprobs,
-        top_logprobs=req.top_logprobs,
-        shift=req.shift,
-        truncate=req.truncate,
-    )
-
-
-def _chat_response(
-    model: str,
-    message: api.Message,
-    *,
-    done: bool,
-    done_reason: str | None = None,
-    logprobs: list[api.Logprob] | None = None,
-) -> api.ChatResponse:
-    return api.ChatResponse(
-        model=model, created_at=now_iso(), message=message, done=done, done_reason=done_reason, logprobs=logprobs
-    )
-
-
-def _message(content: str, thinking: str = "", calls: list[ChatToolCall] | None = None) -> api.Message:
-    return api.Message(
-        role="assistant",
-        content=content,
-        thinking=thinking or None,
-        tool_calls=[wire_tool_call(c) for c in calls] if calls else None,
-    )
-
-
-class _ChatOutput:
-    """Generated text -> assistant message parts: reasoning split off first, then tool calls parsed."""
-
-    def __init__(self, thinker: ThinkingParser | None, tools: ToolCallParser | None) -> None:
-        self.thinker = thinker
-        self.tools = tools
-
-    def feed(self, text: str) -> api.Message:
-        thinking, content = self.thinker.feed(text) if self.thinker else ("", text)
-        content, calls = self.tools.feed(content) if self.tools and content else (content, [])
-        return _message(content, thinking, calls)
-
-    def flush(self) -> api.Message:
-        thinking, content = self.thinker.flush() if self.thinker else ("", "")
-        calls: list[ChatToolCall] = []
-        if self.tools is not None:
-            fed, fed_calls = self.tools.feed(content) if content else ("", [])
-            rest, rest_calls = self.tools.flush()
-            content, calls = fed + rest, fed_calls + rest_calls
-        return _message(content, thinking, calls)
-
-
-def _thinks(model: ResolvedModel, think: values.Think) -> bool:
-    """Whether to split reasoning from the answer: a thinking model thinks unless the request said no."""
-    return "thinking" in model.capabilities and (think.enabled if think.is_set else True)
-
-
-def _metrics(done: Done, timer: _Timer) -> dict[str, int]:
-    return {
-        "total_duration": timer.total_ns(),
-        "load_duration": timer.load_ns,
-        "prompt_eval_count": done.prompt_eval_count,
-        "prompt_eval_duration": done.prompt_eval_duration_ns,
-        "eval_count": done.eval_count,
-        "eval_duration": done.eval_duration_ns,
-    }
-
-
-def _logprobs(token: Token) -> list[api.Logprob]:
-    return [
-        api.Logprob(
-            token=lp.token,
-            logprob=lp.logprob,
-            bytes=list(lp.bytes),
-            top_logprobs=[
-                api.TopLogprob(token=t.token, logprob=t.logprob, bytes=list(t.bytes)) for t in lp.top_logprobs
-            ]
-            or None,
-        )
-        for lp in token.logprobs
-    ]
-
-
-def _check_top_logprobs(value: int) -> None:
-    if not 0 <= value <= 20:
-        raise BadRequest("top_logprobs must be between 0 and 20")
-
-
-def _decode_images(images: list[str] | None) -> list[bytes]:
-    decoded = []
-    for image in images or []:
-        try:
-            decoded.append(base64.b64decode(image, validate=True))
-        except (binascii.Error, ValueError) as exc:
-            raise BadRequest(f"illegal base64 data at input byte 0: {exc}") from exc
-    return decoded
-
-
-def _embed_inputs(value: Any) -> list[str]:
-    if value is None or value == "" or value == []:
-        return []
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, list) and all(isinstance(item, str) for item in value):
-        return list(value)
-    raise BadRequest("invalid input type")
+    async def _lease(self, plan: Plan) -> Lease[ModelRunner]:
+        """Load (or reuse) the model with the plan's load settings. Generative models embed through the same
+        runner, so mixing chat and embed requests never reloads; embedding-only models load an embedding
+        context."""
+        model = plan.model
+        return await self.scheduler.acquire(model.name.full, plan.load, keep_alive=plan.keep_alive, info=model)
 
 
 def _normalize(vector: list[float]) -> list[float]:

@@ -7,15 +7,15 @@ They are blocking (file I/O and store locks); the API layer runs them in a worke
 from __future__ import annotations
 
 import posixpath
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
 from server.errors import BadRequest, InvalidDigest, InvalidModelName, ModelNotFound, TemplateError, Unsupported
+from server.gocompat.timefmt import rfc3339
 from server.gotemplate import Template
 from server.options import format_parameter_lines
 from server.protocol import ollama as api
-from server.protocol.base import rfc3339
 from server.store.blobs import Digest
 from server.store.create import CreateSpec, create_model
 from server.store.gguf_info import GGUFInfo, read_gguf
@@ -88,17 +88,56 @@ def show_model(store: Store, request: api.ShowRequest) -> api.ShowResponse:
 
 
 def modelfile_text(stored: StoredManifest, content: ModelContent, *, parameters: dict[str, Any], system: str) -> str:
-    """The Modelfile ``ollama show --modelfile`` prints; it parses back into the same model."""
-    return render_modelfile(
-        from_=str(content.model_path) if content.model_path else stored.name.display,
-        template=content.template or None,
-        system=system or None,
-        parameters=parameters,
-        licenses=content.licenses,
-        messages=[(str(m.get("role", "")), str(m.get("content", ""))) for m in content.messages],
-        adapters=[str(p) for p in content.adapter_paths],
-        header_for=stored.name.display,
-    )
+    """The Modelfile ``ollama show --modelfile`` prints; it parses back into the same model.
+
+    A model created through the JSON API may hold values no Modelfile line can carry (a message with an
+    unknown role, a text with a line break right after three double quotes): those are left out, with a comment saying
+    so, rather than failing ``/api/show`` for the whole model."""
+    fields: dict[str, Any] = {
+        "template": content.template or None,
+        "system": system or None,
+        "parameters": parameters,
+        "licenses": content.licenses,
+        "messages": [(str(m.get("role", "")), str(m.get("content", ""))) for m in content.messages],
+        "adapters": [str(p) for p in content.adapter_paths],
+    }
+    source = str(content.model_path) if content.model_path else stored.name.display
+    try:
+        return render_modelfile(from_=source, header_for=stored.name.display, **fields)
+    except ValueError:
+        pass
+    kept, dropped = _renderable_fields(source, fields)
+    text = render_modelfile(from_=source, header_for=stored.name.display, **kept)
+    return text + f"# {dropped} value(s) left out: they cannot be written as Modelfile lines\n"
+
+
+def _renderable_fields(source: str, fields: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    """``fields`` less every value that ``render_modelfile`` refuses on its own, and how many were left out."""
+
+    def renders(**one: Any) -> bool:
+        try:
+            render_modelfile(from_=source, **one)
+        except ValueError:
+            return False
+        return True
+
+    kept: dict[str, Any] = {}
+    dropped = 0
+    for key, value in fields.items():
+        if isinstance(value, dict):
+            kept[key] = {k: v for k, v in value.items() if renders(**{key: {k: v}})}
+        elif isinstance(value, list | tuple):
+            kept[key] = [v for v in value if renders(**{key: [v]})]
+        else:
+            kept[key] = value if renders(**{key: value}) else None
+        dropped += _count(value) - _count(kept[key])
+    return kept, dropped
+
+
+def _count(value: Any) -> int:
+    if isinstance(value, dict | list | tuple):
+        return len(value)
+    return 0 if value is None else 1
 
 
 def capabilities(info: GGUFInfo | None, content: ModelContent) -> list[str]:
@@ -125,21 +164,23 @@ def capabilities(info: GGUFInfo | None, content: ModelContent) -> list[str]:
     return caps
 
 
-def create(store: Store, request: api.CreateRequest, progress: Progress, *, base_dir: Path | None = None) -> str:
-    """``/api/create`` in its JSON form, or the legacy ``modelfile`` form parsed here. Returns the digest."""
-    return create_model(store, spec_from_request(request, store=store, base_dir=base_dir), progress)
+def create(store: Store, request: api.CreateRequest, progress: Progress, *, import_dirs: Sequence[Path] = ()) -> str:
+    """``/api/create`` in its JSON form, or the legacy ``modelfile`` form parsed here. Returns the digest.
+    Blocking (the legacy form may import a file): run it in a worker thread."""
+    return create_model(store, spec_from_request(request, store=store, import_dirs=import_dirs), progress)
 
 
 def spec_from_request(
-    request: api.CreateRequest, *, store: Store | None = None, base_dir: Path | None = None
+    request: api.CreateRequest, *, store: Store | None = None, import_dirs: Sequence[Path] = ()
 ) -> CreateSpec:
     """Validate a create request into a ``CreateSpec``; all input errors are raised before anything is
-    written."""
+    written. The legacy ``modelfile`` form (with ``store``) may name server files only under ``import_dirs``
+    (``CORRAL_IMPORT_DIRS``): a client must not be able to probe or import any file the server can read."""
     name = ModelName.parse(request.model or request.name)
     if request.quantize or request.quantization:
         raise BadRequest("quantization is not supported by this server; create from already quantized GGUF weights")
     if request.modelfile is not None and not request.from_ and not request.files and store is not None:
-        return _legacy_spec(name, request.modelfile, base_dir, store)
+        return _legacy_spec(name, request.modelfile, store, tuple(import_dirs))
     licenses = [request.license] if isinstance(request.license, str) else request.license
     return CreateSpec(
         name=name,
@@ -169,21 +210,32 @@ def _invalid_digest() -> Digest:
     raise InvalidDigest()
 
 
-def _legacy_spec(name: ModelName, text: str, base_dir: Path | None, store: Store) -> CreateSpec:
+def _legacy_spec(name: ModelName, text: str, store: Store, import_dirs: tuple[Path, ...]) -> CreateSpec:
     request = request_from_modelfile(
-        name.display, parse_modelfile(text), base_dir or Path.cwd(), lambda path: store.blobs.import_file(path).digest
+        name.display,
+        parse_modelfile(text),
+        Path.cwd(),
+        lambda path: store.blobs.import_file(path).digest,
+        allowed_dirs=import_dirs,
     )
     return spec_from_request(request)
 
 
 def request_from_modelfile(
-    model: str, modelfile: Modelfile, base_dir: Path, upload: Callable[[Path], Digest]
+    model: str,
+    modelfile: Modelfile,
+    base_dir: Path,
+    upload: Callable[[Path], Digest],
+    *,
+    allowed_dirs: tuple[Path, ...] | None = None,
 ) -> api.CreateRequest:
     """Turn a parsed Modelfile into the JSON create request, as Ollama's CLI does.
 
     ``FROM`` and ``ADAPTER`` paths (``~`` expanded, relative to ``base_dir``) that exist are handed to
     ``upload`` (an HTTP blob upload for the CLI, a direct import for catalog apply) and sent as ``files`` /
-    ``adapters``; ``FROM @sha256:...`` names a blob already uploaded; anything else is a model name.
+    ``adapters``; ``FROM @sha256:...`` names a blob already uploaded; anything else is a model name. With
+    ``allowed_dirs`` (a Modelfile from a remote client), a path outside those directories is refused before the
+    file system is looked at, so the answer says nothing about what exists there.
     """
     files: dict[str, str] | None = None
     from_: str | None = None
@@ -191,13 +243,13 @@ def request_from_modelfile(
     blob = source[1:] if source.startswith("@") else source
     if blob.startswith("sha256:") or blob.startswith("sha256-"):
         files = {"model.gguf": str(Digest.parse(blob))}
-    elif (path := _local_path(source, base_dir)) is not None:
+    elif (path := _local_path(source, base_dir, allowed_dirs)) is not None:
         files = {path.name: str(upload(path))}
     else:
         from_ = source
     adapters: dict[str, str] = {}
     for adapter in modelfile.adapters:
-        adapter_path = _local_path(adapter, base_dir)
+        adapter_path = _local_path(adapter, base_dir, allowed_dirs)
         if adapter_path is None:
             raise BadRequest(f"adapter file {adapter!r} does not exist")
         adapters[adapter_path.name] = str(upload(adapter_path))
@@ -217,10 +269,21 @@ def request_from_modelfile(
     )
 
 
-def _local_path(text: str, base_dir: Path) -> Path | None:
+def _local_path(text: str, base_dir: Path, allowed_dirs: tuple[Path, ...] | None) -> Path | None:
     path = Path(text).expanduser()
     if not path.is_absolute():
         path = base_dir / path
+    if allowed_dirs is not None:
+        resolved = path.resolve()
+        if not any(resolved.is_relative_to(d) for d in allowed_dirs):
+            if not text.startswith(("./", "../", "/", "~")):
+                return None  # a model name
+            setting = "CORRAL_IMPORT_DIRS is not set" if not allowed_dirs else "it is outside CORRAL_IMPORT_DIRS"
+            raise BadRequest(
+                f"FROM {text!r} names a file on the server, which this server does not read ({setting}): "
+                "upload the file as a blob (`corral create -f Modelfile` does) or use the `files` field"
+            )
+        path = resolved
     if path.is_file():
         return path
     if path.exists() or text.startswith(("./", "../", "/", "~")):
@@ -235,10 +298,13 @@ def copy_model(store: Store, request: api.CopyRequest) -> None:
     destination = ModelName.try_parse(request.destination)
     if destination is None:
         raise InvalidModelName(f'destination "{request.destination}" is invalid')
-    stored = store.get(source)
-    if stored is None:
-        raise ModelNotFound(f'model "{request.source}" not found')
-    store.copy(stored, destination)
+    try:
+        stored = store.get(source)
+        if stored is None:
+            raise FileNotFoundError(source.manifest_path)
+        store.copy(stored, destination)
+    except FileNotFoundError:  # absent, or deleted since it was looked up (a concurrent /api/delete)
+        raise ModelNotFound(f'model "{request.source}" not found') from None
 
 
 def delete_model(store: Store, request: api.DeleteRequest) -> list[Digest]:
@@ -246,10 +312,13 @@ def delete_model(store: Store, request: api.DeleteRequest) -> list[Digest]:
     name = ModelName.try_parse(text)
     if name is None:
         raise InvalidModelName(f'name "{text}" is invalid')
-    stored = store.get(name)
-    if stored is None:
-        raise ModelNotFound(f"model '{text}' not found")
-    return store.delete(stored)
+    try:
+        stored = store.get(name)
+        if stored is None:
+            raise FileNotFoundError(name.manifest_path)
+        return store.delete(stored)
+    except FileNotFoundError:  # absent, or removed since it was looked up (a concurrent delete)
+        raise ModelNotFound(f"model '{text}' not found") from None
 
 
 async def upload_blob(store: Store, digest: Digest, body: AsyncIterator[bytes]) -> bool:

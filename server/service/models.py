@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
+from server.chat_template import ChatTemplate
 from server.errors import CapabilityError, InvalidModelName, ModelNotFound, TemplateError
 from server.gotemplate import Template
 from server.service.management import capabilities
@@ -23,6 +24,12 @@ class ResolvedModel:
     info: GGUFInfo
     capabilities: tuple[str, ...]
     template: Template | None = None  # the Modelfile TEMPLATE, parsed once; None without one
+    jinja: ChatTemplate | None = None  # the GGUF chat template, compiled once; None without one (or broken)
+
+    @property
+    def chat_template(self) -> ChatTemplate | str | None:
+        """The GGUF chat template compiled, or its text when it does not compile (rendering then raises)."""
+        return self.jinja or self.info.chat_template or None
 
     @property
     def prompt_template(self) -> Template | str | None:
@@ -76,9 +83,19 @@ class ModelResolver:
             info=info,
             capabilities=tuple(capabilities(info, content)),
             template=_parse(content.template),
+            jinja=_compile(info.chat_template),
         )
         self._cache[stored.name.key] = resolved
         return resolved
+
+
+def _compile(source: str | None) -> ChatTemplate | None:
+    if not source:
+        return None
+    try:
+        return ChatTemplate(source)
+    except TemplateError:
+        return None
 
 
 def _parse(text: str) -> Template | None:

@@ -16,6 +16,7 @@ from typing import Any
 
 from server.engine import LoadParams, SamplingParams
 from server.errors import BadRequest, InternalError, InvalidOption
+from server.gocompat.jsonenc import json_type
 from server.options import merge, options_from_request, split_load_time
 from server.settings import Settings, parse_duration
 
@@ -94,6 +95,9 @@ def sampling_params(
     return params
 
 
+MAX_KEEP_ALIVE_SECONDS = (2**63 - 1) / 1e9
+
+
 def keep_alive_seconds(value: Any) -> float | None:
     """A request's ``keep_alive``: JSON number = seconds, string = Go duration, negative = forever, absent =
     not set. Errors carry Ollama's texts."""
@@ -109,8 +113,11 @@ def keep_alive_seconds(value: Any) -> float | None:
         except ValueError as exc:
             raise BadRequest(str(exc)) from exc
     else:
-        raise BadRequest(f"Unsupported type: '{_json_type(value)}'")
-    return math.inf if seconds < 0 else seconds
+        raise BadRequest(f"Unsupported type: '{json_type(value)}'")
+    if math.isnan(seconds):
+        raise BadRequest("invalid keep_alive: not a number")
+    # Negative means forever; so does anything past Go's longest duration (~292 years), as it would in Ollama.
+    return math.inf if seconds < 0 or seconds > MAX_KEEP_ALIVE_SECONDS else seconds
 
 
 @dataclass(frozen=True)
@@ -131,7 +138,7 @@ def think_setting(value: Any) -> Think:
         if value not in THINK_LEVELS:
             raise BadRequest(f'invalid think value: "{value}" (must be "high", "medium", "low", "max", true, or false)')
         return Think(is_set=True, enabled=True, level=value)
-    raise BadRequest(f"think must be a boolean or string (got {_json_type(value)})")
+    raise BadRequest(f"think must be a boolean or string (got {json_type(value)})")
 
 
 def output_format(value: str | dict[str, Any] | None) -> str | dict[str, Any] | None:
@@ -141,7 +148,3 @@ def output_format(value: str | dict[str, Any] | None) -> str | dict[str, Any] | 
     if value == "json" or isinstance(value, dict):
         return value
     raise InternalError(f'invalid format: "{value}"; expected "json" or a valid JSON Schema object')
-
-
-def _json_type(value: Any) -> str:
-    return {list: "array", dict: "object", str: "string", int: "number", float: "number"}.get(type(value), "value")

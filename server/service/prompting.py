@@ -43,7 +43,7 @@ def render_generate(model: ResolvedModel, req: PromptRequest) -> Prompt:
         return Prompt(text=req.prompt, tool_tag="{")
     rendered = build_generate_prompt(
         req.template or model.prompt_template,
-        model.info.chat_template or None,
+        model.chat_template,
         req.prompt,
         system=req.system or "",
         modelfile_system=model.content.system,
@@ -68,7 +68,7 @@ def render_chat(
     """``/api/chat``'s prompt, truncated to ``num_ctx`` tokens when ``count_tokens`` is given."""
     rendered = build_chat_prompt(
         model.prompt_template,
-        model.info.chat_template or None,
+        model.chat_template,
         [chat_message(m) for m in messages],
         tools or (),
         modelfile_system=model.content.system,

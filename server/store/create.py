@@ -16,8 +16,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from server import gojson
 from server.errors import BadRequest, DigestMismatch, InvalidModelFile, ModelNotFound, TemplateError
+from server.gocompat import jsonenc as gojson
 from server.gotemplate import Template
 from server.store.blobs import Digest
 from server.store.gguf_info import GGUFInfo, read_gguf

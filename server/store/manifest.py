@@ -12,8 +12,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from server import gojson
 from server.errors import InvalidDigest
+from server.gocompat import jsonenc as gojson
 from server.store.blobs import Digest
 
 MANIFEST_MEDIA_TYPE = "application/vnd.docker.distribution.manifest.v2+json"

@@ -22,6 +22,7 @@ class FakeRunner:
     size_bytes: int = 1000
     vram_bytes: int = 0
     closed: bool = False
+    alive: bool = True
 
     def close(self) -> None:
         self.closed = True
@@ -205,5 +206,46 @@ def test_explicit_unload() -> None:
         (await scheduler.acquire("m", "p")).release()
         assert await scheduler.unload("m") is True
         assert loader.loaded[0].closed and scheduler.running() == []
+
+    run(scenario)
+
+
+def test_a_load_that_times_out_is_closed_when_it_finishes() -> None:
+    """The load thread cannot be interrupted: the runner it produces after the timeout must not leak."""
+
+    async def scenario() -> None:
+        loader = Loader(gate=threading.Event())
+        scheduler = make(loader, load_timeout=0.05)
+        with pytest.raises(ModelLoadFailed, match="timed out"):
+            await scheduler.acquire("m", "p")
+        loader.gate.set()  # type: ignore[union-attr]
+        for _ in range(2000):
+            if loader.loaded and loader.loaded[0].closed:
+                break
+            await asyncio.sleep(0.01)
+        assert loader.loaded[0].closed
+        assert scheduler.running() == []
+        # The next request loads a fresh runner.
+        lease = await scheduler.acquire("m", "p")
+        assert lease.runner is loader.loaded[1] and not lease.runner.closed
+        lease.release()
+
+    run(scenario)
+
+
+def test_a_dead_runner_is_replaced_once_its_requests_let_go() -> None:
+    async def scenario() -> None:
+        loader = Loader()
+        scheduler = make(loader)
+        held = await scheduler.acquire("m", "p")
+        held.runner.alive = False  # the runner process died under a running request
+        assert scheduler.running() == []  # /api/ps does not list it
+        waiting = asyncio.create_task(scheduler.acquire("m", "p"))
+        await asyncio.sleep(0.05)
+        assert not waiting.done()  # the failing request still holds it
+        held.release()
+        lease = await asyncio.wait_for(waiting, 30)
+        assert lease.runner is loader.loaded[1] and loader.loaded[0].closed
+        lease.release()
 
     run(scenario)

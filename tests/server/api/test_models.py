@@ -209,3 +209,35 @@ def test_bad_bodies_get_go_decoder_errors(http: httpx.Client, content: bytes, er
 def test_unknown_fields_are_ignored(http: httpx.Client) -> None:
     response = http.post("/api/show", json={"model": "nope", "surprise": [1, 2]})
     assert response.status_code == 404
+
+
+def test_copy_and_delete_racing_never_answer_500(http: httpx.Client, create_smollm2, server) -> None:
+    """Copies of a model race its deletion from several threads: every answer is 200 or Ollama's 404, and the
+    store stays consistent (every manifest left names blobs that exist)."""
+    import concurrent.futures
+
+    create_smollm2("racer")
+    statuses: list[int] = []
+    with concurrent.futures.ThreadPoolExecutor(max_workers=6) as pool:
+        for _ in range(5):
+            create_smollm2("racer")
+            jobs = [
+                pool.submit(http.post, "/api/copy", json={"source": "racer", "destination": f"copy{i}"})
+                for i in range(4)
+            ]
+            jobs += [pool.submit(http.request, "DELETE", "/api/delete", json={"model": "racer"}) for _ in range(2)]
+            statuses += [job.result().status_code for job in jobs]
+    assert set(statuses) <= {200, 404}, statuses
+    for model in http.get("/api/tags").json()["models"]:
+        shown = http.post("/api/show", json={"model": model["name"]})
+        assert shown.status_code == 200, shown.text
+
+
+def test_show_survives_values_no_modelfile_line_can_carry(http: httpx.Client, create_smollm2) -> None:
+    create_smollm2(
+        "odd", messages=[{"role": "user", "content": 'ends with """\nand goes on'}, {"role": "tool", "content": "x"}]
+    )
+    shown = http.post("/api/show", json={"model": "odd"})
+    assert shown.status_code == 200, shown.text
+    assert "2 value(s) left out" in shown.json()["modelfile"]
+    assert shown.json()["messages"][1] == {"role": "tool", "content": "x"}

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from server import gojson
+from server.gocompat import jsonenc as gojson
 
 
 @pytest.mark.parametrize(

@@ -36,6 +36,21 @@ def encode(value: Any, *, sort_keys: bool = False) -> bytes:
     return (dumps(value, sort_keys=sort_keys) + "\n").encode()
 
 
+def json_type(value: Any) -> str:
+    """The JSON type name Go's decoder puts in its errors (``cannot unmarshal array into ...``)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list | tuple):
+        return "array"
+    return "object" if isinstance(value, Mapping) else "value"
+
+
 def go_float(number: float) -> str:
     """Format a float as Go's JSON encoder does for float64."""
     if math.isnan(number) or math.isinf(number):

@@ -1,0 +1,155 @@
+"""The runner process: load one model, then serve the API process's requests until told to stop or orphaned.
+
+One asyncio loop runs the requests (each generation is a task that forwards the engine's events); a reader
+thread turns incoming messages into calls on that loop. Tokenizing runs in worker threads, off the loop.
+The process ends when the API process says :class:`Shutdown` or its end of the socket closes (the API process
+died): a runner never outlives its server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import pickle
+import threading
+from collections.abc import Callable, Sequence
+from multiprocessing.connection import Connection
+from typing import Any
+
+from server.engine import EngineModel, EventStream
+from server.errors import ApiError, InternalError
+
+from .messages import (
+    Cancel,
+    Embed,
+    Emit,
+    Facts,
+    Failed,
+    FromRunner,
+    Generate,
+    Load,
+    Loaded,
+    Reply,
+    Shutdown,
+    Tokenize,
+    ToRunner,
+)
+
+log = logging.getLogger("server.runner")
+
+
+def main(argv: Sequence[str]) -> int:
+    """Entry point: ``argv`` is the inherited socket's file descriptor."""
+    logging.basicConfig(level=os.environ.get("CORRAL_RUNNER_LOG", "WARNING"), format="runner: %(message)s")
+    conn = Connection(int(argv[0]))
+    message = conn.recv()
+    assert isinstance(message, Load)
+    try:
+        model = EngineModel.load(message.params)
+    except Exception as exc:
+        conn.send(Failed(None, portable(exc)))
+        return 1
+    try:
+        facts = Facts(
+            context_length=model.context_length,
+            size_bytes=model.size_bytes,
+            vram_bytes=model.vram_bytes,
+            num_parallel=model.num_parallel,
+            embedding_length=model.embedding_length,
+        )
+        conn.send(Loaded(facts, os.getpid()))
+        asyncio.run(_Server(model, conn).serve())
+    finally:
+        model.close()
+    return 0
+
+
+def portable(error: BaseException) -> BaseException:
+    """``error`` if it survives pickling as itself, else an InternalError with its text."""
+    if isinstance(error, ApiError):
+        try:
+            pickle.loads(pickle.dumps(error))
+        except Exception:
+            return InternalError(error.message)
+        return error
+    return InternalError(f"{type(error).__name__}: {error}")
+
+
+class _Server:
+    def __init__(self, model: EngineModel, conn: Connection) -> None:
+        self.model = model
+        self.conn = conn
+        self.send_lock = threading.Lock()
+        self.tasks: dict[int, asyncio.Task[None]] = {}
+        self.stopped: asyncio.Event | None = None
+
+    async def serve(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.stopped = asyncio.Event()
+        reader = threading.Thread(target=self._read, args=(loop,), name="runner-reader", daemon=True)
+        reader.start()
+        await self.stopped.wait()
+        for task in list(self.tasks.values()):
+            task.cancel()
+        await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+
+    def _read(self, loop: asyncio.AbstractEventLoop) -> None:
+        while True:
+            try:
+                message: ToRunner = self.conn.recv()
+            except (EOFError, OSError):  # the API process is gone
+                message = Shutdown()
+            loop.call_soon_threadsafe(self._dispatch, message)
+            if isinstance(message, Shutdown):
+                return
+
+    def send(self, message: FromRunner) -> None:
+        # OSError/ValueError: the API process is gone; the reader ends the loop.
+        with self.send_lock, contextlib.suppress(OSError, ValueError):
+            self.conn.send(message)
+
+    def _dispatch(self, message: ToRunner) -> None:
+        if isinstance(message, Generate):
+            self._start(message.rid, lambda: self._generate(message))
+        elif isinstance(message, Cancel):
+            task = self.tasks.get(message.rid)
+            if task is not None:
+                task.cancel()
+        elif isinstance(message, Embed):
+            self._start(message.rid, lambda: self._embed(message))
+        elif isinstance(message, Tokenize):
+            self._start(message.rid, lambda: self._tokenize(message))
+        elif isinstance(message, Shutdown):
+            assert self.stopped is not None
+            self.stopped.set()
+
+    def _start(self, rid: int, work: Callable[[], Any]) -> None:
+        async def run() -> None:
+            try:
+                await work()
+            except asyncio.CancelledError:
+                pass
+            except Exception as exc:
+                if not isinstance(exc, ApiError):
+                    log.exception("request %d failed", rid)
+                self.send(Failed(rid, portable(exc)))
+            finally:
+                self.tasks.pop(rid, None)
+
+        self.tasks[rid] = asyncio.get_running_loop().create_task(run())
+
+    async def _generate(self, message: Generate) -> None:
+        stream: EventStream = self.model.generate(message.tokens, message.sampling)
+        async with stream:
+            async for event in stream:
+                self.send(Emit(message.rid, event))
+
+    async def _embed(self, message: Embed) -> None:
+        value = await self.model.embed(message.texts, message.truncate)
+        self.send(Reply(message.rid, value))
+
+    async def _tokenize(self, message: Tokenize) -> None:
+        tokens = await asyncio.to_thread(self.model.tokenize, message.text, add_special=message.add_special)
+        self.send(Reply(message.rid, tokens))

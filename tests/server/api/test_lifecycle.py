@@ -1,0 +1,261 @@
+"""A request's lifetime belongs to it alone: a bad request never reaches another client's stream, a client
+that goes away frees its slot (streaming or not), and a remote client cannot make the server read its files.
+
+Real server on loopback with smollm2; the victims' outputs are compared with the same requests run alone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from server.settings import Settings
+from tests.server.conftest import LiveServer, free_port, seed_store
+
+pytestmark = pytest.mark.slow
+
+MODEL = "smollm2:135m"
+GREEDY = {"temperature": 0, "num_predict": 48}
+
+
+@pytest.fixture
+def start(tmp_path: Path, smollm2_path: Path) -> Iterator[Callable[..., LiveServer]]:
+    """Start a server with smollm2 in a fresh store; ``env`` holds extra variables by their full names."""
+    servers: list[LiveServer] = []
+
+    def start_one(**env: str) -> LiveServer:
+        models = tmp_path / f"models-{len(servers)}"
+        seed_store(models, smollm2_path)
+        environ = {"OLLAMA_HOST": f"127.0.0.1:{free_port()}", "OLLAMA_MODELS": str(models), **env}
+        server = LiveServer(Settings.from_env(environ))
+        server.start()
+        servers.append(server)
+        return server
+
+    yield start_one
+    for server in servers:
+        server.stop()
+
+
+def active_leases(server: LiveServer) -> int:
+    """Requests holding the model right now, read from the running app's scheduler."""
+    app: Any = server.server.config.app
+    return sum(row.active for row in app.state.inference.scheduler.running())
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not met")
+        time.sleep(0.01)
+
+
+def streamed_text(client: httpx.Client, body: dict[str, Any], started: threading.Event | None = None) -> str:
+    parts = []
+    with client.stream("POST", "/api/generate", json={**body, "stream": True}) as response:
+        assert response.status_code == 200
+        for line in response.iter_lines():
+            chunk = json.loads(line)
+            assert "error" not in chunk, chunk
+            parts.append(chunk["response"])
+            if started is not None:
+                started.set()
+    assert chunk["done"] is True
+    return "".join(parts)
+
+
+def test_an_out_of_vocabulary_context_gets_400_and_the_stream_beside_it_is_untouched(
+    start: Callable[..., LiveServer],
+) -> None:
+    server = start(OLLAMA_NUM_PARALLEL="4")
+    victim = {"model": MODEL, "prompt": "Count from one to twenty in words.", "options": GREEDY}
+    with server.client() as client:
+        alone = streamed_text(client, victim)
+        started = threading.Event()
+        result: dict[str, str] = {}
+        thread = threading.Thread(target=lambda: result.setdefault("text", streamed_text(client, victim, started)))
+        thread.start()
+        assert started.wait(60)
+        attack = client.post(
+            "/api/generate", json={"model": MODEL, "prompt": "hi", "stream": False, "context": [99999999]}
+        )
+        thread.join(120)
+    assert attack.status_code == 400
+    assert "invalid token id 99999999" in attack.json()["error"]
+    assert result["text"] == alone
+
+
+def test_a_non_streaming_client_that_disconnects_frees_its_slot(start: Callable[..., LiveServer]) -> None:
+    server = start(OLLAMA_NUM_PARALLEL="1")
+    with server.client() as client:  # load first, so the slot is the only thing the next request waits for
+        assert client.post("/api/generate", json={"model": MODEL}).status_code == 200
+    body = json.dumps(
+        {"model": MODEL, "prompt": "Tell me a long story.", "stream": False, "options": {"num_predict": 1500}}
+    )
+    host, port = server.url.removeprefix("http://").split(":")
+    sock = socket.create_connection((host, int(port)))
+    request = f"POST /api/generate HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+    sock.sendall(f"{request}Content-Length: {len(body)}\r\n\r\n{body}".encode())
+    wait_for(lambda: active_leases(server) == 1)
+    sock.close()
+    # Freed at the next decode step: far sooner than the 1500 tokens it asked for (many seconds here).
+    wait_for(lambda: active_leases(server) == 0, timeout=10)
+    with server.client() as client:
+        reply = client.post("/api/generate", json={"model": MODEL, "prompt": "Hi", "stream": False, "options": GREEDY})
+    assert reply.status_code == 200 and reply.json()["eval_count"] > 0
+
+
+def test_an_openai_client_that_times_out_frees_its_slot(start: Callable[..., LiveServer]) -> None:
+    """The OpenAI SDK's default call is not streamed; a client-side timeout closes the connection."""
+    server = start(OLLAMA_NUM_PARALLEL="1")
+    with server.client() as client:
+        assert client.post("/api/generate", json={"model": MODEL}).status_code == 200
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "Write an essay."}], "max_tokens": 1500}
+    gave_up = threading.Event()
+
+    def call() -> None:
+        with httpx.Client(base_url=server.url, timeout=httpx.Timeout(60, read=3)) as client:
+            try:
+                client.post("/v1/chat/completions", json=body)
+            except httpx.ReadTimeout:
+                gave_up.set()
+
+    thread = threading.Thread(target=call, daemon=True)
+    thread.start()
+    wait_for(lambda: active_leases(server) == 1)
+    assert gave_up.wait(120)
+    wait_for(lambda: active_leases(server) == 0, timeout=10)
+    thread.join(30)
+
+
+def test_a_load_reply_releases_its_lease_at_once(start: Callable[..., LiveServer]) -> None:
+    server = start()
+    with server.client() as client:
+        assert client.post("/api/generate", json={"model": MODEL}).json()["done_reason"] == "load"
+        assert active_leases(server) == 0
+        assert client.post("/api/chat", json={"model": MODEL, "messages": []}).json()["done_reason"] == "load"
+        assert active_leases(server) == 0
+
+
+@pytest.mark.parametrize("source", ["/etc/passwd", "/nonexistent/model.gguf", "../../../etc/hosts", "~/x.gguf"])
+def test_a_legacy_modelfile_cannot_read_server_files(start: Callable[..., LiveServer], source: str) -> None:
+    server = start()
+    with server.client() as client:
+        reply = client.post("/api/create", json={"model": "probe", "modelfile": f"FROM {source}", "stream": False})
+    assert reply.status_code == 400
+    # The same answer whether the file exists or not: nothing to probe with.
+    assert reply.json()["error"] == (
+        f"FROM {source!r} names a file on the server, which this server does not read (CORRAL_IMPORT_DIRS is not "
+        "set): upload the file as a blob (`corral create -f Modelfile` does) or use the `files` field"
+    )
+
+
+def test_a_legacy_modelfile_imports_from_an_allowed_directory(
+    start: Callable[..., LiveServer], smollm2_path: Path, tmp_path: Path
+) -> None:
+    server = start(CORRAL_IMPORT_DIRS=str(smollm2_path.parent))
+    outside = tmp_path / "outside.gguf"
+    outside.write_bytes(smollm2_path.read_bytes()[:1024])
+    with server.client() as client:
+        ok = client.post(
+            "/api/create", json={"model": "imported", "modelfile": f"FROM {smollm2_path}", "stream": False}
+        )
+        refused = client.post("/api/create", json={"model": "other", "modelfile": f"FROM {outside}", "stream": False})
+        names = [m["name"] for m in client.get("/api/tags").json()["models"]]
+    assert ok.status_code == 200, ok.text
+    assert "imported:latest" in names
+    assert refused.status_code == 400 and "outside CORRAL_IMPORT_DIRS" in refused.json()["error"]
+    assert "other:latest" not in names
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"model": "smollm2:135m", "prompt": "hi", "keep_alive": NaN}',
+        b'{"model": "smollm2:135m", "prompt": "hi", "options": {"temperature": Infinity}}',
+        b'{"model": "smollm2:135m", "prompt": "hi", "options": {"top_p": 1e999}}',
+        b'{"model": "smollm2:135m", "prompt": "hi", "options": {"seed": 99999999999999999999999}}',
+    ],
+)
+def test_numbers_json_does_not_have_are_refused(start: Callable[..., LiveServer], raw: bytes) -> None:
+    server = start()
+    with server.client() as client:
+        reply = client.post("/api/generate", content=raw)
+        assert reply.status_code == 400, reply.text
+        after = client.post("/api/generate", json={"model": MODEL, "prompt": "Hi", "stream": False, "options": GREEDY})
+    assert after.status_code == 200 and after.json()["done"] is True
+
+
+@pytest.mark.parametrize("keep_alive", [1e300, "2562047h47m16.854775807s", -1, "99999999999h"])
+def test_extreme_keep_alive_values_leave_the_model_usable(start: Callable[..., LiveServer], keep_alive: Any) -> None:
+    server = start()
+    with server.client() as client:
+        first = client.post(
+            "/api/generate", json={"model": MODEL, "prompt": "Hi", "stream": False, "keep_alive": keep_alive}
+        )
+        assert first.status_code in (200, 400), first.text
+        ps = client.get("/api/ps").json()["models"]
+        again = client.post("/api/generate", json={"model": MODEL, "prompt": "Hi", "stream": False, "options": GREEDY})
+    assert again.status_code == 200 and again.json()["done"] is True
+    if first.status_code == 200:
+        assert ps and ps[0]["expires_at"].startswith("2318")
+
+
+def runner_pids() -> list[int]:
+    """Model runner processes started by this test process (the live server runs in it)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == os.getpid() and b"server.runner" in cmdline:
+            pids.append(int(entry.name))
+    return pids
+
+
+def test_killing_the_runner_mid_stream_fails_that_stream_and_the_server_recovers(
+    start: Callable[..., LiveServer],
+) -> None:
+    server = start(OLLAMA_NUM_PARALLEL="2")
+    body = {"model": MODEL, "prompt": "Tell me a long story.", "stream": True, "options": {"num_predict": 2000}}
+    with server.client() as client:
+        alone = client.post("/api/generate", json={"model": MODEL, "prompt": "Hi", "stream": False, "options": GREEDY})
+        (pid,) = runner_pids()
+        lines = []
+        with client.stream("POST", "/api/generate", json=body) as response:
+            for line in response.iter_lines():
+                lines.append(json.loads(line))
+                if len(lines) == 3:
+                    os.kill(pid, signal.SIGKILL)
+        assert lines[-1].get("error", "").startswith("the model runner stopped unexpectedly (killed by SIGKILL)")
+        assert "done" not in lines[-1]
+        wait_for(lambda: client.get("/api/ps").json()["models"] == [])
+        again = client.post("/api/generate", json={"model": MODEL, "prompt": "Hi", "stream": False, "options": GREEDY})
+        assert again.status_code == 200 and again.json()["response"] == alone.json()["response"]
+        assert [m["name"] for m in client.get("/api/ps").json()["models"]] == [MODEL]
+        assert runner_pids() != [pid]
+
+
+def test_stopping_the_server_stops_its_runners(start: Callable[..., LiveServer]) -> None:
+    server = start()
+    with server.client() as client:
+        assert client.post("/api/generate", json={"model": MODEL}).status_code == 200
+    assert len(runner_pids()) == 1
+    server.stop()
+    wait_for(lambda: runner_pids() == [])
