@@ -10,8 +10,7 @@ origin, so credentials never reach the storage host.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,6 +56,14 @@ def registry_options(settings: Settings, *, insecure: bool, cancel: threading.Ev
         explicit = Credentials(settings.registry_username, settings.registry_password)
     credentials = CredentialStore(explicit, settings.docker_config / "config.json")
     return RegistryOptions(insecure=insecure, credentials=credentials, cancel=cancel)
+
+
+@dataclass(frozen=True)
+class BlobLocation:
+    """A blob's direct URL and the headers its ranged GETs carry (see ``ranged``)."""
+
+    url: str
+    headers: dict[str, str]
 
 
 class RegistryClient:
@@ -107,21 +114,25 @@ class RegistryClient:
         response = self._request("HEAD", self.reference.blob_url(digest), allow=(404,))
         return response.status_code == 200
 
-    @contextmanager
-    def blob_range(self, digest: Digest, start: int, end: int) -> Iterator[httpx.Response]:
-        """Stream bytes ``start..end`` (inclusive) of a blob. The response is 206, or 200 when the range is
-        the whole blob and the registry ignored it; anything else raises."""
-        url = self.reference.blob_url(digest)
-        request = self._http.build_request("GET", url, headers={"Range": f"bytes={start}-{end}"})
+    def get_blob(self, digest: Digest) -> bytes:
+        """A whole (small) blob in memory, e.g. the config or a template layer."""
+        return self._request("GET", self.reference.blob_url(digest)).content
+
+    def locate_blob(self, digest: Digest) -> BlobLocation:
+        """Where the blob's bytes are served: the URL after the registry's redirects (object storage, a CDN)
+        and the ``Authorization`` to send there (none once a redirect left the registry's origin). Found with
+        a one-byte ranged GET, as Ollama finds its direct URL before fetching the parts."""
+        request = self._http.build_request("GET", self.reference.blob_url(digest), headers={"Range": "bytes=0-0"})
         response = self._send(request, stream=True)
         try:
             _raise_for_status(response, allow=())
-            length = response.headers.get("Content-Length")
-            if response.status_code == 200 and (start != 0 or (length is not None and int(length) != end + 1)):
-                raise RegistryError(f"{url}: the registry ignored the Range header")
-            yield response
+            final = response.request
         finally:
             response.close()
+        headers = {"User-Agent": USER_AGENT}
+        if "Authorization" in final.headers:
+            headers["Authorization"] = final.headers["Authorization"]
+        return BlobLocation(url=str(final.url), headers=headers)
 
     def start_upload(self, mount: tuple[Digest, str] | None = None) -> tuple[bool, str]:
         """Open an upload session: ``(False, location)``. With ``mount=(digest, repository)`` the registry may

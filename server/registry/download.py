@@ -5,7 +5,9 @@ Layout, next to the blobs (Ollama's names)::
     blobs/sha256-<hex>-partial        the blob's bytes, written in place at their offsets (sparse until done)
     blobs/sha256-<hex>-partial-<n>    JSON state of part n: {"offset", "size", "completed"}
 
-The blob is split into up to ``parallel`` parts, each fetched with ``Range: bytes=a-b`` on its own connection.
+A blob of up to 1 MiB (config, template, params) is fetched in one GET and written atomically. A larger one
+is located once (the registry's redirects followed, see ``RegistryClient.locate_blob``) and split into up to
+``parallel`` parts, each fetched with ``Range: bytes=a-b`` on its own connection (``ranged``).
 A part's state is saved every few MB and when it stops, always after the bytes it counts were written, so a
 pull that dies (the process killed, the registry gone, the connection dropped) resumes each part where its
 state says. A thread hashes the file in order while the parts arrive (it follows the written prefix), so
@@ -29,10 +31,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
-import httpx
-
-from server.registry.client import RegistryClient
+from server.registry.client import BlobLocation, RegistryClient
 from server.registry.errors import (
     BlobDigestMismatch,
     RegistryError,
@@ -40,10 +41,12 @@ from server.registry.errors import (
     TransferCanceled,
     TransportFailure,
 )
+from server.registry.ranged import read_range
 from server.store.blobs import BlobStore, Digest
 
 log = logging.getLogger(__name__)
 
+SMALL_BLOB = 1 << 20
 MIN_PART = 16 << 20
 MAX_PART = 1000 << 20
 SAVE_EVERY = 8 << 20
@@ -52,6 +55,7 @@ SYNC_EVERY = 64 << 20
 MAX_BACKOFF = 8.0
 
 Report = Callable[[int], None]
+T = TypeVar("T")
 
 
 @dataclass
@@ -111,6 +115,9 @@ class BlobDownload:
     def run(self) -> bool:
         if self.blobs.exists(self.digest):
             return False
+        if self.size <= SMALL_BLOB:
+            self._fetch_small()
+            return True
         self.blobs.root.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -132,6 +139,15 @@ class BlobDownload:
             return True
         finally:
             os.close(fd)
+
+    def _fetch_small(self) -> None:
+        """A blob of at most ``SMALL_BLOB`` bytes: one GET into memory, verified, written atomically."""
+        data = self._retrying(lambda: self.client.get_blob(self.digest))
+        got = Digest.from_bytes(data)
+        if got != self.digest:
+            raise BlobDigestMismatch(str(self.digest), str(got))
+        self.blobs.write_bytes(data)
+        self.report(len(data))
 
     @property
     def completed(self) -> int:
@@ -198,29 +214,20 @@ class BlobDownload:
     def _fetch(self, fd: int) -> str:
         """Fetch every unfinished part in parallel while hashing in order; returns the hex digest."""
         pending = [part for part in self._parts if part.completed < part.size]
+        location = self._retrying(lambda: self.client.locate_blob(self.digest)) if pending else None
         with ThreadPoolExecutor(max_workers=len(pending) + 1, thread_name_prefix="pull") as pool:
             hashing = pool.submit(self._hash, fd)
-            fetching = [pool.submit(self._fetch_part, fd, part) for part in pending]
+            fetching = [pool.submit(self._fetch_part, fd, part, location) for part in pending]
             errors = [exc for future in fetching if (exc := future.exception()) is not None]
             if errors:
                 # The first real failure, not the cancellations it caused in the other parts.
                 raise next((e for e in errors if not isinstance(e, TransferCanceled)), errors[0])
             return hashing.result()
 
-    def _fetch_part(self, fd: int, part: Part) -> None:
-        attempt = 0
+    def _fetch_part(self, fd: int, part: Part, location: BlobLocation | None) -> None:
+        assert location is not None
         try:
-            while part.completed < part.size:
-                self._check_stop()
-                before = part.completed
-                try:
-                    self._stream_part(fd, part)
-                except (TransportFailure, RetryableStatus) as exc:
-                    attempt = 0 if part.completed > before else attempt + 1
-                    if attempt > self.options.retries:
-                        raise
-                    log.info("part %d of %s: %s; retrying", part.index, self.digest, exc)
-                    self._sleep(min(self.options.backoff * 2 ** max(attempt - 1, 0), MAX_BACKOFF))
+            self._retrying(lambda: self._read_part(fd, part, location), progress=lambda: part.completed)
         except BaseException:
             with self._cond:
                 self._failed.set()
@@ -229,27 +236,40 @@ class BlobDownload:
         finally:
             self._save(part)
 
-    def _stream_part(self, fd: int, part: Part) -> None:
+    def _read_part(self, fd: int, part: Part, location: BlobLocation) -> None:
         unsaved = 0
-        with self.client.blob_range(self.digest, part.position, part.end - 1) as response:
-            try:
-                for chunk in response.iter_raw():  # as the socket delivers it: no re-chunking copies
-                    if part.completed + len(chunk) > part.size:
-                        raise RegistryError(f"the registry sent more than {part.size} bytes for part {part.index}")
-                    os.pwrite(fd, chunk, part.position)
-                    with self._cond:
-                        part.completed += len(chunk)
-                        self._cond.notify_all()
-                    self.report(self.completed)
-                    unsaved += len(chunk)
-                    if unsaved >= SAVE_EVERY:
-                        self._save(part)
-                        unsaved = 0
-                    self._check_stop()
-            except httpx.HTTPError as exc:
-                raise TransportFailure(f"blob {self.digest}: {exc or type(exc).__name__}") from exc
+
+        def sink(piece: memoryview) -> None:
+            nonlocal unsaved
+            os.pwrite(fd, piece, part.position)
+            with self._cond:
+                part.completed += len(piece)
+                self._cond.notify_all()
+            self.report(self.completed)
+            unsaved += len(piece)
+            if unsaved >= SAVE_EVERY:
+                self._save(part)
+                unsaved = 0
+            self._check_stop()
+
         if part.completed < part.size:
-            raise TransportFailure(f"blob {self.digest}: the connection closed early")
+            read_range(location, part.position, part.end - 1, sink, timeout=self.options.read_timeout)
+
+    def _retrying(self, attempt: Callable[[], T], *, progress: Callable[[], int] = lambda: 0) -> T:
+        """Run ``attempt`` until it succeeds, retrying network failures and 5xx answers ``retries`` times
+        with doubling back-off; the count starts over whenever ``progress()`` moved."""
+        failures = 0
+        while True:
+            self._check_stop()
+            before = progress()
+            try:
+                return attempt()
+            except (TransportFailure, RetryableStatus) as exc:
+                failures = 1 if progress() > before else failures + 1
+                if failures > self.options.retries:
+                    raise
+                log.info("%s: %s; retrying", self.digest, exc)
+                self._sleep(min(self.options.backoff * 2 ** (failures - 1), MAX_BACKOFF))
 
     def _hash(self, fd: int) -> str:
         """Hash the file front to back as its prefix becomes complete (re-reading what the kernel has just
