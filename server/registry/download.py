@@ -10,8 +10,9 @@ is located once (the registry's redirects followed, see ``RegistryClient.locate_
 ``parallel`` parts, each fetched with ``Range: bytes=a-b`` on its own connection (``ranged``).
 A part's state is saved every few MB and when it stops, always after the bytes it counts were written, so a
 pull that dies (the process killed, the registry gone, the connection dropped) resumes each part where its
-state says. A thread hashes the file in order while the parts arrive (it follows the written prefix), so
-verification costs no extra pass; only a digest match renames the partial file to ``sha256-<hex>``. A mismatch
+state says. The blob is hashed in order while the parts arrive (the piece that continues the hashed prefix
+from memory, what arrived ahead of it read back from the file by a helper thread), so verification costs
+no extra pass; only a digest match renames the partial file to ``sha256-<hex>``. A mismatch
 deletes the partial file and its state: the next pull starts over. An exclusive ``flock`` on the partial file
 makes concurrent pulls of the same blob (threads or processes) wait for one download instead of racing.
 """
@@ -109,6 +110,8 @@ class BlobDownload:
         self.options = client.options
         self.path = partial_path(blobs, digest)
         self._cond = threading.Condition()
+        self._hasher = hashlib.sha256()
+        self._hashed = 0  # bytes of the blob hashed so far, in order (guarded by _cond)
         self._failed = threading.Event()
         self._parts: list[Part] = []
 
@@ -243,8 +246,16 @@ class BlobDownload:
             nonlocal unsaved
             os.pwrite(fd, piece, part.position)
             with self._cond:
-                part.completed += len(piece)
-                self._cond.notify_all()
+                if part.position == self._hashed:
+                    # This piece continues the hashed prefix: hash it from memory, in order (under the lock).
+                    self._hasher.update(piece)
+                    self._hashed += len(piece)
+                    part.completed += len(piece)
+                    if part.completed == part.size:  # the hash moves on to the next part: the helper's turn
+                        self._cond.notify_all()
+                else:
+                    part.completed += len(piece)
+                    self._cond.notify_all()
             self.report(self.completed)
             unsaved += len(piece)
             if unsaved >= SAVE_EVERY:
@@ -272,37 +283,36 @@ class BlobDownload:
                 self._sleep(min(self.options.backoff * 2 ** (failures - 1), MAX_BACKOFF))
 
     def _hash(self, fd: int) -> str:
-        """Hash the file front to back as its prefix becomes complete (re-reading what the kernel has just
-        cached), a few MB at a time. Every ``SYNC_EVERY`` bytes it also flushes the file to disk, so the
-        fsync before the rename finds little left to write. Returns early, with an empty string, when the
-        download fails."""
-        hasher = hashlib.sha256()
-        position = synced = 0
-        while position < self.size:
+        """Finish the hash the parts keep in order. A part's piece that starts where the hash stands is hashed
+        from memory as it arrives; this thread reads back from the file what arrived ahead of that (a later
+        part's prefix, or a resumed file), 4 MiB per turn of the lock, until the whole blob is hashed. Every
+        ``SYNC_EVERY`` bytes it also flushes the file to disk, so the fsync before the rename finds little left
+        to write. Returns an empty string when the download fails."""
+        synced = 0
+        while True:
             with self._cond:
-                while (available := self._available(position)) <= position:
+                while (available := self._available()) <= self._hashed < self.size:
                     if self._failed.is_set():
                         return ""
                     self._cond.wait(0.5)
-            while position < available:
-                data = os.pread(fd, min(HASH_CHUNK, available - position), position)
+                if self._hashed >= self.size:
+                    return self._hasher.hexdigest()
+                data = os.pread(fd, min(HASH_CHUNK, available - self._hashed), self._hashed)
                 if not data:
                     raise RegistryError(f"{self.path} is shorter than its parts say")
-                hasher.update(data)
-                position += len(data)
-            if position - synced >= SYNC_EVERY:
+                self._hasher.update(data)
+                self._hashed += len(data)
+                hashed = self._hashed
+            if hashed - synced >= SYNC_EVERY:
                 os.fdatasync(fd)
-                synced = position
-        return hasher.hexdigest()
+                synced = hashed
 
-    def _available(self, position: int) -> int:
-        """How far from ``position`` the file is written: the end of the written prefix of the part that
-        holds it, once that is at least ``HASH_CHUNK`` ahead or the part is complete (fewer wake-ups)."""
+    def _available(self) -> int:
+        """How far the file is written from where the hash stands (the written prefix of that part)."""
         for part in self._parts:
-            if part.offset <= position < part.end:
-                written = part.position
-                return written if written - position >= HASH_CHUNK or written == part.end else position
-        return position
+            if part.offset <= self._hashed < part.end:
+                return part.position
+        return self._hashed
 
     def _check_stop(self) -> None:
         if self._failed.is_set():
