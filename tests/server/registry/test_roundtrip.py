@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -187,3 +188,34 @@ def _registry_manifest(registry: LocalRegistry, repository: str) -> bytes:
         f"{registry.url}/v2/{repository}/manifests/135m",
         headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
     ).content
+
+
+def test_a_client_that_goes_away_cancels_the_pull_and_keeps_the_partial_file(
+    open_registry: LocalRegistry, repo_name: str, seeded: Callable[..., Store], start_server, proxy_to, tmp_path
+) -> None:
+    model = f"{open_registry.host}/{repo_name}:135m"
+    source = seeded(model)
+    with start_server(source.root).client() as http:
+        assert http.post("/api/push", json={"model": model, "insecure": True, "stream": False}).status_code == 200
+    proxy = proxy_to(open_registry)
+    proxy.rate = 2e6
+    via = f"{proxy.host}/{repo_name}:135m"
+    target = tmp_path / "target"
+    with start_server(target).client() as http:
+        with http.stream("POST", "/api/pull", json={"model": via, "insecure": True}) as response:
+            for line in response.iter_lines():
+                if json.loads(line).get("completed", 0) > 4_000_000:
+                    break
+        # The server notices the closed connection and stops the transfer: the proxy goes quiet.
+        deadline = time.monotonic() + 60
+        while True:
+            before = proxy.relayed
+            time.sleep(1.5)
+            if proxy.relayed == before:
+                break
+            assert time.monotonic() < deadline, "the pull kept downloading after its client left"
+        assert not [path for path in target.rglob("manifests/**/*") if path.is_file()]
+        assert list((target / "blobs").glob("*-partial"))
+        proxy.rate = None
+        done = http.post("/api/pull", json={"model": via, "insecure": True, "stream": False})
+        assert done.json() == {"status": "success"}
