@@ -13,10 +13,13 @@ digest, not the local one (the file differs by its last byte); a pulled model pu
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass
 
 from server.errors import ModelNotFound
 from server.registry.client import RegistryClient, RegistryOptions
+from server.registry.errors import RetryableStatus, TransportFailure
 from server.registry.progress import LayerProgress, Progress, Report
 from server.registry.reference import Reference
 from server.registry.upload import Outcome, upload_blob
@@ -24,6 +27,8 @@ from server.store.blobs import Digest
 from server.store.manifest import Manifest
 from server.store.names import ModelName
 from server.store.store import Store
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -68,12 +73,30 @@ def push_model(
                 continue
             progress = LayerProgress(report, "pushing", layer.digest, layer.size)
             sources = mounts.get(layer.digest, [])
-            outcomes[layer.digest] = upload_blob(client, store.blobs, layer.digest, progress, mount_from=sources)
+            outcomes[layer.digest] = _upload_retrying(client, store, layer.digest, progress, sources)
             progress.finish()
         report(Progress("pushing manifest"))
         digest = client.put_manifest(wire_manifest(manifest), manifest.media_type)
     report(Progress("success"))
     return Pushed(digest=digest, blobs=outcomes)
+
+
+def _upload_retrying(
+    client: RegistryClient, store: Store, digest: Digest, progress: LayerProgress, sources: list[str]
+) -> Outcome:
+    """``upload_blob``, started over in a new upload session when the connection fails or the registry
+    answers 5xx (an interrupted session cannot be trusted to hold what was sent), ``retries`` times with
+    doubling back-off."""
+    options = client.options
+    for attempt in range(options.retries + 1):
+        try:
+            return upload_blob(client, store.blobs, digest, progress, mount_from=sources)
+        except (TransportFailure, RetryableStatus) as exc:
+            if attempt == options.retries:
+                raise
+            log.info("uploading %s: %s; starting over", digest, exc)
+            time.sleep(min(options.backoff * 2**attempt, 8.0))
+    raise AssertionError("unreachable")
 
 
 def _mount_sources(store: Store, reference: Reference) -> dict[Digest, list[str]]:

@@ -69,3 +69,18 @@ def test_repull_of_a_changed_tag_removes_replaced_layers(
     replaced = old.manifest.digests() - new.manifest.digests()
     assert replaced and not any(target.blobs.exists(d) for d in replaced)
     assert all(target.blobs.exists(d) for d in new.manifest.digests())
+
+
+def test_a_failed_upload_starts_over_and_completes(
+    open_registry: LocalRegistry, seeded: Callable[..., Store], repo_name: str, proxy_to
+) -> None:
+    proxy = proxy_to(open_registry)
+    name = ModelName.parse(f"{proxy.host}/{repo_name}:135m")
+    source = seeded(name.display)
+    proxy.fail_method, proxy.failures = "PATCH", 2
+    pushed = push_model(source, name, options(backoff=0.01), lambda _: None)
+    assert proxy.failures == 0 and set(pushed.blobs.values()) == {Outcome.UPLOADED}
+    target = Store(source.root.parent / "target")
+    pull_model(target, name, options(), lambda _: None)
+    stored = target.get(name)
+    assert stored is not None and all(target.blobs.verify(d) for d in stored.manifest.digests())

@@ -2,7 +2,8 @@
 
 It forwards every request to the registry on loopback and streams the answer back, and on demand: flips one
 byte of a blob's body (``flip``: a digest), limits the body rate (``rate``: bytes per second), answers blob
-GETs with a 307 to the registry's own address (``redirect``: a different origin, like object storage), and
+GETs with a 307 to the registry's own address (``redirect``: a different origin, like object storage),
+answers 503 to the next requests of one method (``fail_method``, ``failures``), and
 counts the blob body bytes it relayed (``relayed``; manifests and error bodies are not counted). A registry
 that is down answers 502; one that dies mid-body leaves the client with a short body, as a dropped
 connection does.
@@ -19,7 +20,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 _BLOB = re.compile(r"^/v2/.+/blobs/(sha256:[0-9a-f]{64})$")
-_HOP = {"connection", "keep-alive", "transfer-encoding", "host", "proxy-connection"}
+# Host is passed on: the registry builds upload locations from it, which must lead back through the proxy.
+_HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection"}
 PIECE = 64 << 10
 
 
@@ -36,6 +38,8 @@ class WireProxy:
         self.flip: str | None = None
         self.rate: float | None = None
         self.redirect = False
+        self.fail_method: str | None = None  # answer 503 to the next ``failures`` requests with this method
+        self.failures = 0
         self.relayed = 0
         self.redirected = 0
         self._lock = threading.Lock()
@@ -89,6 +93,12 @@ class WireProxy:
                     return
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
+                with proxy._lock:
+                    fail = proxy.failures > 0 and self.command == proxy.fail_method
+                    proxy.failures -= fail
+                if fail:
+                    self._reply(503, {"Content-Type": "text/plain"}, b"injected failure")
+                    return
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP}
                 upstream = http.client.HTTPConnection("127.0.0.1", proxy.upstream_port, timeout=60)
                 try:
