@@ -182,3 +182,25 @@ def _attempt(store: Store, name: ModelName, report: Callable[[Progress], None]) 
         return pull_model(store, name, options(), report)
     except BaseException as exc:  # handed to the test thread
         return exc
+
+
+def test_concurrent_pulls_of_one_model_share_the_download(
+    open_registry: LocalRegistry, seeded, proxy_to, repo_name: str, tmp_path: Path
+) -> None:
+    name, source = _pushed(open_registry, seeded, repo_name)
+    digest, size = _model_digest(source, name)
+    proxy = proxy_to(open_registry)
+    proxy.rate = 10e6
+    target = Store(tmp_path / "target")
+    results: list[object] = []
+    pullers = [
+        threading.Thread(target=lambda: results.append(_attempt(target, _via(proxy, name), lambda _: None)))
+        for _ in range(2)
+    ]
+    for puller in pullers:
+        puller.start()
+    for puller in pullers:
+        puller.join(180)
+    assert len(results) == 2 and not any(isinstance(r, BaseException) for r in results), results
+    assert target.blobs.verify(digest)
+    assert proxy.relayed < size * 1.2, (proxy.relayed, size)
