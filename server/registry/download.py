@@ -37,6 +37,7 @@ from typing import TypeVar
 from server.registry.client import BlobLocation, RegistryClient
 from server.registry.errors import (
     BlobDigestMismatch,
+    LocationExpired,
     RegistryError,
     RetryableStatus,
     TransferCanceled,
@@ -114,6 +115,8 @@ class BlobDownload:
         self._hashed = 0  # bytes of the blob hashed so far, in order (guarded by _cond)
         self._failed = threading.Event()
         self._parts: list[Part] = []
+        self._location: BlobLocation | None = None
+        self._locating = threading.Lock()
 
     def run(self) -> bool:
         if self.blobs.exists(self.digest):
@@ -217,20 +220,20 @@ class BlobDownload:
     def _fetch(self, fd: int) -> str:
         """Fetch every unfinished part in parallel while hashing in order; returns the hex digest."""
         pending = [part for part in self._parts if part.completed < part.size]
-        location = self._retrying(lambda: self.client.locate_blob(self.digest)) if pending else None
+        if pending:
+            self._location = self._retrying(lambda: self.client.locate_blob(self.digest))
         with ThreadPoolExecutor(max_workers=len(pending) + 1, thread_name_prefix="pull") as pool:
             hashing = pool.submit(self._hash, fd)
-            fetching = [pool.submit(self._fetch_part, fd, part, location) for part in pending]
+            fetching = [pool.submit(self._fetch_part, fd, part) for part in pending]
             errors = [exc for future in fetching if (exc := future.exception()) is not None]
             if errors:
                 # The first real failure, not the cancellations it caused in the other parts.
                 raise next((e for e in errors if not isinstance(e, TransferCanceled)), errors[0])
             return hashing.result()
 
-    def _fetch_part(self, fd: int, part: Part, location: BlobLocation | None) -> None:
-        assert location is not None
+    def _fetch_part(self, fd: int, part: Part) -> None:
         try:
-            self._retrying(lambda: self._read_part(fd, part, location), progress=lambda: part.completed)
+            self._retrying(lambda: self._read_part(fd, part), progress=lambda: part.completed)
         except BaseException:
             with self._cond:
                 self._failed.set()
@@ -239,8 +242,9 @@ class BlobDownload:
         finally:
             self._save(part)
 
-    def _read_part(self, fd: int, part: Part, location: BlobLocation) -> None:
+    def _read_part(self, fd: int, part: Part) -> None:
         unsaved = 0
+        location = self._location
 
         def sink(piece: memoryview) -> None:
             nonlocal unsaved
@@ -263,8 +267,20 @@ class BlobDownload:
                 unsaved = 0
             self._check_stop()
 
-        if part.completed < part.size:
+        if part.completed >= part.size or location is None:
+            return
+        try:
             read_range(location, part.position, part.end - 1, sink, timeout=self.options.read_timeout)
+        except LocationExpired:
+            self._relocate(location)
+            raise
+
+    def _relocate(self, stale: BlobLocation) -> None:
+        """Locate the blob again (a fresh token or signed URL), once for all parts that found ``stale`` out
+        of date. A registry that now refuses raises here, with its own error."""
+        with self._locating:
+            if self._location is stale:
+                self._location = self.client.locate_blob(self.digest)
 
     def _retrying(self, attempt: Callable[[], T], *, progress: Callable[[], int] = lambda: 0) -> T:
         """Run ``attempt`` until it succeeds, retrying network failures and 5xx answers ``retries`` times

@@ -22,6 +22,11 @@ class RetryableStatus(RegistryError):
     """A 5xx or 429 answer: the registry (or a proxy before it) is struggling; worth another attempt."""
 
 
+class LocationExpired(RetryableStatus):
+    """A blob's direct URL answered 401 or 403: a token or a signed storage URL ran out during a long pull.
+    The blob is located again (a fresh token, a fresh signature) and the part retried."""
+
+
 class RegistryNotFound(RegistryError):
     """The registry has no such manifest or blob (Ollama's ``os.ErrNotExist``)."""
 

@@ -19,7 +19,13 @@ import urllib.parse
 from collections.abc import Callable
 
 from server.registry.client import BlobLocation
-from server.registry.errors import RegistryError, RegistryNotFound, RetryableStatus, TransportFailure, Unauthorized
+from server.registry.errors import (
+    LocationExpired,
+    RegistryError,
+    RegistryNotFound,
+    RetryableStatus,
+    TransportFailure,
+)
 
 BUFFER = 1 << 20
 MAX_REDIRECTS = 5
@@ -37,9 +43,10 @@ def read_range(
     """GET bytes ``start..end`` (inclusive) of the blob at ``location`` and hand them to ``sink`` in order,
     in pieces of up to 1 MiB (the buffer is reused: ``sink`` must consume a piece before returning).
 
-    Raises ``TransportFailure`` for network trouble (refused, reset, timed out, a short body) and
-    ``RetryableStatus`` for 5xx/429: both worth retrying from where the sink got to. Other statuses raise
-    ``RegistryNotFound``, ``Unauthorized`` or ``RegistryError``.
+    Raises ``TransportFailure`` for network trouble (refused, reset, timed out, a short body),
+    ``RetryableStatus`` for 5xx/429 and ``LocationExpired`` for 401/403: all worth retrying from where the
+    sink got to (the last after locating the blob again). Other statuses raise ``RegistryNotFound`` or
+    ``RegistryError``.
     """
     url, headers = location.url, {**location.headers, "Range": f"bytes={start}-{end}"}
     for _ in range(MAX_REDIRECTS + 1):
@@ -88,8 +95,8 @@ def _check(response: http.client.HTTPResponse, url: str, start: int, end: int) -
         raise RegistryError(f"{url}: the registry ignored the Range header")
     if status == 404:
         raise RegistryNotFound()
-    if status == 401:
-        raise Unauthorized()
+    if status in (401, 403):
+        raise LocationExpired(f"{status}: {body}" if body else str(status))
     message = f"{status}: {body}" if body else str(status)
     if status >= 500 or status == 429:
         raise RetryableStatus(message)

@@ -204,3 +204,16 @@ def test_concurrent_pulls_of_one_model_share_the_download(
     assert len(results) == 2 and not any(isinstance(r, BaseException) for r in results), results
     assert target.blobs.verify(digest)
     assert proxy.relayed < size * 1.2, (proxy.relayed, size)
+
+
+@pytest.mark.parametrize("status", [401, 403, 503])
+def test_a_part_refused_mid_pull_is_retried_after_locating_the_blob_again(
+    open_registry: LocalRegistry, seeded, proxy_to, repo_name: str, tmp_path: Path, status: int
+) -> None:
+    name, source = _pushed(open_registry, seeded, repo_name)
+    digest, _ = _model_digest(source, name)
+    proxy = proxy_to(open_registry)
+    proxy.fail_method, proxy.fail_ranged, proxy.fail_status, proxy.failures = "GET", True, status, 2
+    target = Store(tmp_path / "target")
+    pull_model(target, _via(proxy, name), options(backoff=0.01), lambda _: None)
+    assert proxy.failures == 0 and target.blobs.verify(digest)

@@ -3,7 +3,8 @@
 It forwards every request to the registry on loopback and streams the answer back, and on demand: flips one
 byte of a blob's body (``flip``: a digest), limits the body rate (``rate``: bytes per second), answers blob
 GETs with a 307 to the registry's own address (``redirect``: a different origin, like object storage),
-answers 503 to the next requests of one method (``fail_method``, ``failures``), and
+answers ``fail_status`` (503) to the next ``failures`` requests of one method (``fail_method``; with
+``fail_ranged`` only ranged GETs of blob parts), and
 counts the blob body bytes it relayed (``relayed``; manifests and error bodies are not counted). A registry
 that is down answers 502; one that dies mid-body leaves the client with a short body, as a dropped
 connection does.
@@ -38,7 +39,9 @@ class WireProxy:
         self.flip: str | None = None
         self.rate: float | None = None
         self.redirect = False
-        self.fail_method: str | None = None  # answer 503 to the next ``failures`` requests with this method
+        self.fail_method: str | None = None
+        self.fail_ranged = False
+        self.fail_status = 503
         self.failures = 0
         self.relayed = 0
         self.redirected = 0
@@ -94,10 +97,12 @@ class WireProxy:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
                 with proxy._lock:
-                    fail = proxy.failures > 0 and self.command == proxy.fail_method
+                    ranged = self.headers.get("Range", "bytes=0-0") != "bytes=0-0"
+                    targeted = self.command == proxy.fail_method and (ranged or not proxy.fail_ranged)
+                    fail = proxy.failures > 0 and targeted
                     proxy.failures -= fail
                 if fail:
-                    self._reply(503, {"Content-Type": "text/plain"}, b"injected failure")
+                    self._reply(proxy.fail_status, {"Content-Type": "text/plain"}, b"injected failure")
                     return
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP}
                 upstream = http.client.HTTPConnection("127.0.0.1", proxy.upstream_port, timeout=60)
