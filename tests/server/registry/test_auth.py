@@ -90,10 +90,12 @@ def _round_trip(registry: LocalRegistry, seeded: Callable[..., Store], repositor
     assert stored is not None and all(target.blobs.verify(d) for d in stored.manifest.digests())
 
 
+@pytest.mark.slow
 def test_basic_auth_push_and_pull(basic_registry: LocalRegistry, seeded, repo_name: str, tmp_path: Path) -> None:
     _round_trip(basic_registry, seeded, repo_name, tmp_path)
 
 
+@pytest.mark.slow
 def test_basic_auth_wrong_or_missing_password_is_unauthorized(basic_registry: LocalRegistry, tmp_path: Path) -> None:
     name = ModelName.parse(f"{basic_registry.host}/library/anything:1")
     for credentials in (Credentials(USER, "wrong"), None):
@@ -102,6 +104,7 @@ def test_basic_auth_wrong_or_missing_password_is_unauthorized(basic_registry: Lo
         assert str(caught.value) == "pull model manifest: unauthorized: access denied"
 
 
+@pytest.mark.slow
 def test_token_auth_push_and_pull(
     token_registry: LocalRegistry, token_service: TokenServer, seeded, repo_name: str, tmp_path: Path
 ) -> None:
@@ -114,6 +117,7 @@ def test_token_auth_push_and_pull(
     assert len(token_service.requests) <= 4, token_service.requests
 
 
+@pytest.mark.slow
 def test_token_auth_wrong_password_surfaces_the_token_service_401(
     token_registry: LocalRegistry, tmp_path: Path
 ) -> None:
@@ -124,6 +128,7 @@ def test_token_auth_wrong_password_surfaces_the_token_service_401(
     assert "invalid credentials" in str(caught.value)
 
 
+@pytest.mark.slow
 def test_token_auth_anonymous_is_unauthorized(token_registry: LocalRegistry, tmp_path: Path) -> None:
     name = ModelName.parse(f"{token_registry.host}/library/anything:1")
     with pytest.raises(Unauthorized, match=r"^pull model manifest: unauthorized: access denied$"):

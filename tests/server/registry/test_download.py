@@ -66,6 +66,7 @@ def _via(proxy: WireProxy, name: ModelName) -> ModelName:
     return ModelName.parse(f"{proxy.host}/{name.repository}:{name.tag}")
 
 
+@pytest.mark.slow
 def test_registry_killed_mid_pull_resumes_from_the_partial_file(
     fresh_registry: LocalRegistry, seeded, proxy_to, repo_name: str, tmp_path: Path
 ) -> None:
@@ -95,6 +96,7 @@ def test_registry_killed_mid_pull_resumes_from_the_partial_file(
     assert not list(target.blobs.root.glob("*-partial*"))
 
 
+@pytest.mark.slow
 def test_puller_killed_mid_pull_then_a_new_pull_resumes(
     fresh_registry: LocalRegistry, seeded, proxy_to, repo_name: str, tmp_path: Path
 ) -> None:
@@ -138,6 +140,7 @@ def test_puller_killed_mid_pull_then_a_new_pull_resumes(
     assert proxy.relayed - before < size * 0.7, (proxy.relayed - before, size)
 
 
+@pytest.mark.slow
 def test_a_flipped_byte_fails_the_pull_and_writes_nothing(
     open_registry: LocalRegistry, seeded, proxy_to, repo_name: str, tmp_path: Path
 ) -> None:
@@ -153,6 +156,7 @@ def test_a_flipped_byte_fails_the_pull_and_writes_nothing(
     assert not list(target.root.rglob("*partial*"))
 
 
+@pytest.mark.slow
 def test_redirects_to_another_origin_are_followed(
     open_registry: LocalRegistry, seeded, proxy_to, repo_name: str, tmp_path: Path
 ) -> None:
@@ -165,6 +169,7 @@ def test_redirects_to_another_origin_are_followed(
     assert {d: target.blobs.verify(d) for d in pulled.downloaded} == dict.fromkeys(pulled.downloaded, True)
 
 
+@pytest.mark.slow
 def test_blobs_in_the_store_are_not_fetched_again(
     open_registry: LocalRegistry, seeded, proxy_to, repo_name: str
 ) -> None:
@@ -184,6 +189,7 @@ def _attempt(store: Store, name: ModelName, report: Callable[[Progress], None]) 
         return exc
 
 
+@pytest.mark.slow
 def test_concurrent_pulls_of_one_model_share_the_download(
     open_registry: LocalRegistry, seeded, proxy_to, repo_name: str, tmp_path: Path
 ) -> None:
@@ -207,6 +213,7 @@ def test_concurrent_pulls_of_one_model_share_the_download(
 
 
 @pytest.mark.parametrize("status", [401, 403, 503])
+@pytest.mark.slow
 def test_a_part_refused_mid_pull_is_retried_after_locating_the_blob_again(
     open_registry: LocalRegistry, seeded, proxy_to, repo_name: str, tmp_path: Path, status: int
 ) -> None:

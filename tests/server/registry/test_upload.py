@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from server.registry.local import LocalRegistry
 from server.registry.progress import Progress
 from server.registry.pull import pull_model
@@ -17,6 +19,8 @@ from server.store.names import ModelName
 from server.store.store import Store
 
 from .conftest import options
+
+pytestmark = pytest.mark.slow
 
 
 def test_push_uploads_then_skips_then_mounts(
