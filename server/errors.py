@@ -12,15 +12,17 @@ Hierarchy::
         │   ├── TemplateError        a TEMPLATE that does not parse
         │   ├── InvalidOption        an option or PARAMETER with an unknown name or a bad value
         │   ├── InvalidModelFile     FROM/files point at something that is not a usable GGUF
-        │   └── CapabilityError      the model cannot do what was asked (tools, insert, embedding ...)
+        │   ├── CapabilityError      the model cannot do what was asked (tools, insert, embedding ...)
+        │   └── PinMismatch          a registry serves another manifest than the pinned one (registry/errors.py)
         ├── NotFound (404)
         │   ├── ModelNotFound
         │   └── BlobNotFound
         ├── RequestCanceled (499)    the client went away while the request waited
         ├── ServerBusy (503)         the waiting queue is full
-        ├── Unsupported (501)        an Ollama feature Corral does not have yet (registry pull/push)
+        ├── Unsupported (501)        an Ollama feature Corral does not have
         └── InternalError (500)
-            └── ModelLoadFailed      llama.cpp could not load the file
+            ├── ModelLoadFailed      llama.cpp could not load the file
+            └── RegistryError        a registry failed or refused, in Ollama's texts (registry/errors.py)
 
 The message of an ApiError is the exact text Ollama sends (see reference/ollama-api.md), so the native
 renderer writes ``{"error": message}`` and the OpenAI renderer wraps the same text. Never map errors by

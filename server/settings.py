@@ -213,6 +213,20 @@ class Settings:
     catalog: Path | None = _var(
         "CORRAL_CATALOG", _models_dir, None, "Catalog whose preload models load at start and num_parallel applies"
     )
+    registry_username: str = _var(
+        "CORRAL_REGISTRY_USERNAME", str, "", "Username for every registry (pull/push); else the Docker config's"
+    )
+    registry_password: str = field(
+        default="",
+        repr=False,
+        metadata={"var": _Var("CORRAL_REGISTRY_PASSWORD", str, "Password for CORRAL_REGISTRY_USERNAME")},
+    )
+    docker_config: Path = _var(
+        "DOCKER_CONFIG",
+        _models_dir,
+        Path("~/.docker").expanduser(),
+        "Folder of the Docker config.json (registry logins)",
+    )
     load_timeout: float = _var(
         "OLLAMA_LOAD_TIMEOUT", parse_keep_alive, 300.0, "How long a model load may take (seconds; <=0 = forever)"
     )

@@ -1,7 +1,8 @@
-"""Model management routes: tags, show, create, copy, delete. Parse, call the service, render."""
+"""Model management routes: tags, show, create, copy, delete, pull, push. Parse, call the service, render."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated
 
@@ -12,6 +13,7 @@ from starlette.responses import Response
 from server.protocol import ollama as api
 from server.protocol.base import GoJSONResponse, parse_body
 from server.service import management
+from server.settings import Settings
 from server.store.store import Store
 from server.streaming import progress_response, run_with_progress
 
@@ -19,6 +21,7 @@ from .deps import inference, settings, store
 
 router = APIRouter()
 StoreDep = Annotated[Store, Depends(store)]
+SettingsDep = Annotated[Settings, Depends(settings)]
 
 
 @router.api_route("/api/tags", methods=["GET", "HEAD"])
@@ -70,10 +73,27 @@ async def running_models(request: Request) -> GoJSONResponse:
 
 
 @router.post("/api/pull")
-async def pull_model(request: Request) -> Response:
-    management.transfer(parse_body(api.PullRequest, await request.body()), verb="pull")
+async def pull_model(request: Request, models: StoreDep, config: SettingsDep) -> Response:
+    body = parse_body(api.PullRequest, await request.body())
+    cancel = threading.Event()
+    return await _transfer(management.pull(models, config, body, cancel), cancel, stream=body.stream is not False)
 
 
 @router.post("/api/push")
-async def push_model(request: Request) -> Response:
-    management.transfer(parse_body(api.PullRequest, await request.body()), verb="push")
+async def push_model(request: Request, models: StoreDep, config: SettingsDep) -> Response:
+    body = parse_body(api.PullRequest, await request.body())
+    cancel = threading.Event()
+    return await _transfer(management.push(models, config, body, cancel), cancel, stream=body.stream is not False)
+
+
+async def _transfer(work: management.Transfer, cancel: threading.Event, *, stream: bool) -> Response:
+    """Stream a pull's or push's progress; a client that goes away cancels the transfer."""
+
+    async def progress() -> AsyncIterator[api.ProgressResponse]:
+        try:
+            async for item in run_with_progress(work):
+                yield item
+        finally:
+            cancel.set()
+
+    return await progress_response(progress(), stream=stream)

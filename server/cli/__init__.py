@@ -15,10 +15,11 @@ from typing import TextIO
 
 from server import __version__
 from server.catalog import DEFAULT_CATALOG, CatalogError, apply_catalog, load_catalog
-from server.cli import models, run
+from server.cli import models, registry, run
 from server.cli.client import Client, ServerError, ServerUnavailable
 from server.cli.display import Progress, table
 from server.errors import ApiError, SettingsError
+from server.registry.client import registry_options
 from server.settings import Settings
 from server.store.store import Store
 
@@ -42,7 +43,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
         print(f"Error: {exc}", file=sys.stderr)
         return 2
     # Client commands print only what the user asked for; the server and catalog log what they do.
-    local = args.handler in (serve, catalog_validate, catalog_apply)
+    local = args.handler in (serve, catalog_validate, catalog_apply, registry.catalog_push)
     logging.basicConfig(
         level=logging.DEBUG if settings.debug else logging.INFO if local else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -93,7 +94,7 @@ def catalog_apply(settings: Settings, args: argparse.Namespace, out: TextIO) -> 
     catalog = load_catalog(Path(args.file))
     progress = Progress()
     store = Store(settings.models, noprune=settings.noprune)
-    results = apply_catalog(catalog, store, progress.status)
+    results = apply_catalog(catalog, store, progress.status, registry_options(settings, insecure=False))
     progress.done()
     table(["NAME", "DIGEST", "RESULT"], [[r.name, r.digest, r.action] for r in results], out)
     if all(r.action == "unchanged" for r in results):
@@ -118,6 +119,7 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=serve)
     models.add_parsers(sub)
     run.add_parsers(sub)
+    registry.add_parsers(sub)
     sub.add_parser(
         "conformance",
         help="Check Ollama API parity of a server (corral conformance --help)",
@@ -134,4 +136,5 @@ def _parser() -> argparse.ArgumentParser:
             "file", nargs="?", default=str(DEFAULT_CATALOG), help=f"catalog file (default: {DEFAULT_CATALOG})"
         )
         c.set_defaults(handler=handler)
+    registry.add_catalog_parsers(catalog_sub)
     return parser

@@ -7,15 +7,21 @@ They are blocking (file I/O and store locks); the API layer runs them in a worke
 from __future__ import annotations
 
 import posixpath
+import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
-from server.errors import BadRequest, InvalidDigest, InvalidModelName, ModelNotFound, TemplateError, Unsupported
+from server.errors import BadRequest, InvalidDigest, InvalidModelName, ModelNotFound, TemplateError
 from server.gocompat.timefmt import rfc3339
 from server.gotemplate import Template
 from server.options import format_parameter_lines
 from server.protocol import ollama as api
+from server.registry.client import registry_options
+from server.registry.progress import Progress as TransferProgress
+from server.registry.pull import pull_model
+from server.registry.push import push_model
+from server.settings import Settings
 from server.store.blobs import Digest
 from server.store.create import CreateSpec, create_model
 from server.store.gguf_info import GGUFInfo, read_gguf
@@ -332,14 +338,35 @@ async def upload_blob(store: Store, digest: Digest, body: AsyncIterator[bytes]) 
     return written.created
 
 
-def transfer(request: api.PullRequest, *, verb: str) -> NoReturn:
-    """``/api/pull`` and ``/api/push``: the request is checked as Ollama checks it, then refused, because
-    Corral has no registry client yet."""
+Transfer = Callable[[Callable[[api.ProgressResponse], None]], object]
+
+
+def pull(store: Store, settings: Settings, request: api.PullRequest, cancel: threading.Event) -> Transfer:
+    """``/api/pull``: the request is checked now (a bad name is a 400 before anything streams); the returned
+    work pulls, reporting Ollama's progress lines. Setting ``cancel`` stops it, keeping partial downloads."""
+    name = _transfer_name(request)
+    options = registry_options(settings, insecure=request.insecure, cancel=cancel)
+    return lambda report: pull_model(store, name, options, _wire_progress(report))
+
+
+def push(store: Store, settings: Settings, request: api.PullRequest, cancel: threading.Event) -> Transfer:
+    """``/api/push``: as ``pull``, for pushing a stored model to the registry its name points at."""
+    name = _transfer_name(request)
+    options = registry_options(settings, insecure=request.insecure, cancel=cancel)
+    return lambda report: push_model(store, name, options, _wire_progress(report))
+
+
+def _transfer_name(request: api.PullRequest) -> ModelName:
     text = request.model or request.name
     if not text:
         raise BadRequest("model is required")
-    ModelName.parse(text)
-    raise Unsupported(
-        f"{verb} is not supported by this server yet: create models from GGUF files with `corral create` "
-        "or declare them in a catalog (`corral catalog apply`)"
-    )
+    return ModelName.parse(text)
+
+
+def _wire_progress(report: Callable[[api.ProgressResponse], None]) -> Callable[[TransferProgress], None]:
+    def emit(event: TransferProgress) -> None:
+        report(
+            api.ProgressResponse(status=event.status, digest=event.digest, total=event.total, completed=event.completed)
+        )
+
+    return emit

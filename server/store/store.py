@@ -139,11 +139,15 @@ class Store:
         An identical manifest is left untouched (its mtime, and so ``modified_at``, stays). Every blob it names
         must already be in the store; the caller holds the shared lock.
         """
-        missing = [d for d in manifest.digests() if not self.blobs.exists(d)]
+        return self.write_manifest_bytes(name, manifest.encode())
+
+    def write_manifest_bytes(self, name: ModelName, data: bytes) -> str:
+        """``write_manifest`` for bytes kept exactly as they are (a pulled manifest is stored as the registry
+        served it, so its digest is the registry's). ``data`` must decode as a manifest."""
+        missing = [d for d in Manifest.decode(data).digests() if not self.blobs.exists(d)]
         if missing:
             raise FileNotFoundError(f"blob {missing[0]} is not in the store")
         target_name = self.resolve(name) or name
-        data = manifest.encode()
         path = self.manifests / target_name.manifest_path
         if not (path.is_file() and path.read_bytes() == data):
             _atomic_write(path, data)
@@ -171,6 +175,17 @@ class Store:
                 self.blobs.delete(digest)
                 removed.append(digest)
             return removed
+
+    def remove_unreferenced(self, digests: set[Digest]) -> list[Digest]:
+        """Delete those of ``digests`` that no manifest references any more (unless noprune): the layers a
+        re-pull replaced. Returns the blobs removed."""
+        if self.noprune:
+            return []
+        with self.lock(exclusive=True):
+            unused = sorted(digests - self._referenced())
+            for digest in unused:
+                self.blobs.delete(digest)
+            return unused
 
     def prune(self) -> list[Path]:
         """Start-up clean-up: stale temp files always; unless noprune, blobs no manifest references that are

@@ -68,10 +68,8 @@ def test_policy_through_a_server(start_server) -> None:
         assert "access-control-allow-origin" not in http.get("/").headers
 
 
-def test_pull_and_push_are_refused_clearly(http) -> None:
+def test_pull_and_push_check_their_input(http) -> None:
     for route in ("/api/pull", "/api/push"):
         assert http.post(route).json() == {"error": "missing request body"}
         assert http.post(route, json={}).json() == {"error": "model is required"}
         assert http.post(route, json={"model": "../x"}).json() == {"error": "invalid model name"}
-        refused = http.post(route, json={"model": "llama3.2"})
-        assert refused.status_code == 501 and "not supported" in refused.json()["error"]

