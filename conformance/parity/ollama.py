@@ -141,16 +141,19 @@ class OllamaServer:
     def start(self) -> None:
         """Start the server, wait for ``GET /`` 200 and import the model; raises ``ServerStartError``."""
         (self.root / "home").mkdir()
-        log_file = self.log_path.open("ab")
-        # Its own session, so that a kill also reaches the runner processes `ollama serve` starts per model.
-        self._proc = subprocess.Popen(
-            [str(self.binary), "serve"],
-            env=self._env(),
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        log_file.close()
+        try:
+            with self.log_path.open("ab") as log_file:
+                # Its own session, so that a kill also reaches the runners `ollama serve` starts per model.
+                self._proc = subprocess.Popen(
+                    [str(self.binary), "serve"],
+                    env=self._env(),
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+        except OSError as exc:
+            self.stop()
+            raise ServerStartError(f"cannot run {self.binary}: {exc}") from None
         try:
             wait_ready(self.url, self.startup_timeout, alive=self.alive)
             self._import_model()
