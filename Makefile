@@ -42,3 +42,10 @@ registry-server:
 test: lint registry-server
 	$(BIN)/pytest
 	$(BIN)/corral conformance --report parity.md --junit conformance.xml
+
+# The parity run (not part of `make test`; see README "Conformance"): builds Ollama 0.24.0 from the Go module
+# proxy once (cached under ${CORRAL_TOOLS_CACHE:-~/.cache/corral/tools}), runs the suite against it and against
+# Corral, and writes parity/parity-matrix.md and parity/parity-matrix.xml.
+.PHONY: parity
+parity: setup
+	$(BIN)/python -m conformance.parity --out parity

@@ -18,6 +18,7 @@ import pytest
 from conformance.areas import AREAS
 from conformance.harness import DEFAULT_MODEL, ContainerServer, ContainerUnavailable, ServerStartError
 from conformance.report import ParityReport
+from conformance.versions import OllamaVersion, VersionError
 
 SUITE_DIR = Path(__file__).resolve().parent
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NO_CONTAINER, EXIT_NO_SERVER = 0, 1, 2, 3, 4
@@ -35,6 +36,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--embed-model", help="model for the embedding cases (default: --model)")
     parser.add_argument("--report", type=Path, help="write the Markdown parity report here")
     parser.add_argument("--junit", type=Path, help="write JUnit XML here")
+    parser.add_argument("--results-json", type=Path, help="write every case's outcome as JSON here")
+    parser.add_argument(
+        "--ollama-version",
+        metavar="X.Y.Z",
+        help="judge the target as this Ollama release, or 'latest' (default: the target's /api/version)",
+    )
     parser.add_argument("--only", nargs="+", choices=sorted(AREAS), metavar="AREA", help="run only these areas")
     parser.add_argument("--server-log", type=Path, help="log file of the server this command starts")
     parser.add_argument("-k", dest="keyword", help="pytest -k expression to select cases")
@@ -59,6 +66,8 @@ def pytest_args(args: argparse.Namespace, url: str | None) -> list[str]:
         argv += ["--url", url]
     if args.server_log:
         argv += ["--server-log", str(args.server_log)]
+    if args.ollama_version:
+        argv += ["--ollama-version", args.ollama_version]
     if args.embed_model:
         argv += ["--embed-model", args.embed_model]
     if args.junit:
@@ -75,6 +84,12 @@ def pytest_args(args: argparse.Namespace, url: str | None) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the suite; returns the exit code (see the module docstring)."""
     args = build_parser().parse_args(argv)
+    if args.ollama_version:
+        try:
+            OllamaVersion.parse(args.ollama_version)
+        except VersionError as exc:
+            print(f"conformance: --ollama-version: {exc}", file=sys.stderr)
+            return EXIT_USAGE
     with ExitStack() as stack:
         url: str | None = args.url.rstrip("/") if args.url else None
         if args.image:
@@ -88,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return EXIT_NO_SERVER
         # Without --url/--image the suite's conftest starts Corral (harness.ServerProcess) and watches it.
         target = args.image or url or "a Corral server started by the suite"
-        report = ParityReport(args.report, target=target, model=args.model)
+        report = ParityReport(args.report, target=target, model=args.model, results_path=args.results_json)
         code = pytest.main(pytest_args(args, url), plugins=[report])
     if args.report:
         print(f"conformance: parity report written to {args.report}")

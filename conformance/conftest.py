@@ -4,8 +4,10 @@ Target: ``--url`` (or ``CONFORMANCE_URL``) names a running server; without it on
 session (``harness.ServerProcess``). ``--model`` (or ``CONFORMANCE_MODEL``, default ``smollm2:135m``) is the
 model under test; ``--embed-model`` the one for embedding cases (default: the same).
 
-Markers: ``ref("1.2")`` names the reference section a case checks (every case has one); ``optional`` marks
-behaviour that is newer or not needed for parity (its failures do not fail ``corral conformance``);
+Markers: ``ref("1.2")`` names the reference section a case checks (every case has one); ``optional("why")``
+marks behaviour that is newer or not needed for parity (its failures do not fail ``corral conformance``);
+``versions(since=, until=, why=)`` limits a case to the Ollama releases whose behaviour it checks (see
+``conformance.versions``; ``--ollama-version`` overrides the release read from ``/api/version``);
 ``needs("tools")`` skips unless the model has the capability, ``lacks("tools")`` skips when it has it.
 Capabilities come from ``/api/show``; a server that does not report them gets them inferred from the template
 as the reference describes (``.Tools`` -> tools, ``.Suffix`` -> insert).
@@ -24,10 +26,12 @@ import pytest
 
 from conformance.areas import AREAS, area_of
 from conformance.harness import DEFAULT_MODEL, ServerProcess, ServerStartError
+from conformance.versions import EXPECTATION, Expectation, OllamaVersion, Range, VersionError, resolve
 
 CASE_MARKERS = (
     "ref(section): the section of the Ollama API reference this case checks",
-    "optional: newer or optional-for-parity behaviour; its failure does not fail the gate",
+    "optional(why): newer or optional-for-parity behaviour; its failure does not fail the gate",
+    "versions(since, until, why): the Ollama releases (since <= v < until) whose behaviour this case checks",
     "needs(capability): skip unless the model under test has this capability",
     "lacks(capability): skip when the model under test has this capability",
 )
@@ -47,11 +51,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--only", action="append", default=[], metavar="AREA", help=f"run only these areas: {', '.join(AREAS)}"
     )
     group.addoption("--server-log", default=None, metavar="PATH", help="log file of the server the suite starts")
+    group.addoption(
+        "--ollama-version",
+        default=None,
+        metavar="X.Y.Z",
+        help="judge the target as this Ollama release, or 'latest' (env CONFORMANCE_OLLAMA_VERSION); "
+        "default: the target's /api/version",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
     for line in CASE_MARKERS:
         config.addinivalue_line("markers", line)
+    override = config.getoption("--ollama-version", default=None)
+    if override:
+        try:
+            OllamaVersion.parse(override)
+        except VersionError as exc:
+            raise pytest.UsageError(f"--ollama-version: {exc}") from None
     report_path = config.getoption("--parity-report", default=None)
     if report_path and not config.pluginmanager.has_plugin("conformance-parity-report"):
         from conformance.report import ParityReport
@@ -60,6 +77,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        try:
+            version_range(item)
+        except (VersionError, TypeError) as exc:
+            raise pytest.UsageError(f"{item.nodeid}: bad @pytest.mark.versions: {exc}") from None
     only = set(config.getoption("--only", default=[]) or [])
     unknown = only - set(AREAS)
     if unknown:
@@ -118,6 +140,46 @@ def base_url(pytestconfig: pytest.Config, model: str) -> Iterator[str]:
     finally:
         del pytestconfig.stash[STARTED_SERVER]
         server.stop()
+
+
+def version_range(item: pytest.Item) -> Range | None:
+    """The ``versions`` marker of a case as a ``Range`` (None: the case applies to every release)."""
+    marker = item.get_closest_marker("versions")
+    return Range.from_marker(**marker.kwargs) if marker is not None else None
+
+
+@pytest.fixture(scope="session")
+def expectation(pytestconfig: pytest.Config, http: httpx.Client) -> Expectation:
+    """The Ollama release whose behaviour the target is held to (``conformance.versions.resolve``)."""
+    override = _setting(pytestconfig, "--ollama-version", "CONFORMANCE_OLLAMA_VERSION")
+    started = STARTED_SERVER in pytestconfig.stash
+    reported: object = None
+    if not override and not started:
+        resp = http.get("/api/version")
+        try:
+            body = resp.json() if resp.status_code == 200 else None
+        except ValueError:
+            body = None
+        reported = body.get("version") if isinstance(body, dict) else f"status {resp.status_code}: {resp.text[:80]}"
+    try:
+        found = resolve(override, reported, started_corral=started)
+    except VersionError as exc:
+        pytest.exit(f"conformance: --ollama-version: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+    pytestconfig.stash[EXPECTATION] = found
+    return found
+
+
+@pytest.fixture(autouse=True)
+def _version_gate(request: pytest.FixtureRequest) -> None:
+    """Resolve the expectation once per run (the report names it) and skip a case whose ``versions`` range
+    leaves out the release the target is held to. The suite's self-tests need no server and are left alone."""
+    if SELF_TESTS in request.node.path.parents:
+        return
+    found: Expectation = request.getfixturevalue("expectation")
+    span = version_range(request.node)
+    if span is not None and not span.applies(found.version):
+        why = f": {span.why}" if span.why else ""
+        pytest.skip(f"checks {span.describe()}, the target is held to {found.version}{why}")
 
 
 @pytest.fixture(autouse=True)

@@ -3,12 +3,14 @@
 The report has one row per feature area (passed / failed / skipped, and how many failures are required), then
 one row per failing case with its reference section and the first line of its failure (which the cases
 phrase as ``expected ..., observed ...``), then the skip reasons. ``required_failures`` tells the runner
-whether the gate holds: a failure or error in a case without the ``optional`` marker.
+whether the gate holds: a failure or error in a case without the ``optional`` marker. ``results()`` is the same
+data as JSON (``--results-json``), which the parity matrix of two runs is built from.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections import Counter
 from collections.abc import Generator
 from dataclasses import dataclass
@@ -18,6 +20,7 @@ from typing import Any
 import pytest
 
 from conformance.areas import AREAS, area_of
+from conformance.versions import EXPECTATION, Range
 
 _MESSAGE_LIMIT = 400
 
@@ -32,15 +35,20 @@ class Outcome:
     optional: bool
     outcome: str = "passed"  # passed | failed | skipped
     message: str = ""
+    why: str = ""  # the case's own note on why servers differ here (``optional``/``versions`` markers)
 
 
 class ParityReport:
     """Collects outcomes while pytest runs; writes ``path`` (Markdown) at the end when ``path`` is set."""
 
-    def __init__(self, path: Path | None = None, *, target: str = "", model: str = "") -> None:
+    def __init__(
+        self, path: Path | None = None, *, target: str = "", model: str = "", results_path: Path | None = None
+    ) -> None:
         self.path = path
+        self.results_path = results_path
         self.target = target
         self.model = model
+        self.expectation = ""
         self.outcomes: dict[str, Outcome] = {}
         self.exit_status = 0
 
@@ -52,11 +60,15 @@ class ParityReport:
     def _outcome(self, item: pytest.Item) -> Outcome:
         if item.nodeid not in self.outcomes:
             ref = item.get_closest_marker("ref")
+            optional = item.get_closest_marker("optional")
+            versions = item.get_closest_marker("versions")
+            notes = [str(optional.args[0]) if optional and optional.args else "", _versions_note(versions)]
             self.outcomes[item.nodeid] = Outcome(
                 nodeid=item.nodeid,
                 area=area_of(item.path.stem),
                 ref=str(ref.args[0]) if ref and ref.args else "?",
-                optional=item.get_closest_marker("optional") is not None,
+                optional=optional is not None,
+                why="; ".join(n for n in notes if n),
             )
         return self.outcomes[item.nodeid]
 
@@ -80,9 +92,25 @@ class ParityReport:
             self.target = str(session.config.getoption("--url", default=None) or "a Corral server started by the suite")
         if not self.model:
             self.model = str(session.config.getoption("--model", default=None) or "")
+        expectation = session.config.stash.get(EXPECTATION, None)
+        if expectation is not None:
+            self.expectation = expectation.describe()
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.path.write_text(self.markdown())
+        if self.results_path is not None:
+            self.results_path.parent.mkdir(parents=True, exist_ok=True)
+            self.results_path.write_text(json.dumps(self.results(), indent=1) + "\n")
+
+    def results(self) -> dict[str, Any]:
+        """The run as JSON-ready data: target, model, expectation, exit status and one entry per case."""
+        return {
+            "target": self.target,
+            "model": self.model,
+            "expectation": self.expectation,
+            "exit_status": self.exit_status,
+            "cases": [vars(o) for o in self.outcomes.values()],
+        }
 
     def markdown(self) -> str:
         """The report text."""
@@ -95,6 +123,7 @@ class ParityReport:
             "",
             f"- Target: `{self.target}`",
             f"- Model: `{self.model or 'default'}`",
+            f"- Held to: {self.expectation or 'not resolved (no case ran)'}",
             f"- Run: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M:%SZ')}",
             f"- Verdict: **{verdict}** ({len(self.required_failures)} required case(s) failed; "
             f"{counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped)",
@@ -125,6 +154,13 @@ class ParityReport:
             for reason, number in skipped.most_common():
                 lines.append(f"| {number} | {_cell(reason)} |")
         return "\n".join(lines) + "\n"
+
+
+def _versions_note(marker: pytest.Mark | None) -> str:
+    if marker is None:
+        return ""
+    span = Range.from_marker(**marker.kwargs)
+    return f"{span.describe()}: {span.why}" if span.why else span.describe()
 
 
 def _first_lines(value: object) -> str:

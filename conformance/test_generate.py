@@ -224,6 +224,17 @@ def test_load_response_has_no_metrics(http: httpx.Client, model: str) -> None:
     expect.equal(sorted(extra), [], "extra keys in the load response")
 
 
+def test_load_duration_when_already_loaded(http: httpx.Client, model: str) -> None:
+    expect.status(generate(http, model, options=greedy(1), keep_alive="5m"), 200)
+    body = expect.json_body(generate(http, model, options=greedy(1)))
+    expect.check(
+        expect.is_type(body.get("load_duration"), int),
+        "load_duration of a request to a loaded model",
+        "an integer (present, if small)",
+        body.get("load_duration", "absent"),
+    )
+
+
 @pytest.mark.parametrize("keep_alive", [0, "0s", "0"])
 def test_unload(http: httpx.Client, model: str, keep_alive: object) -> None:
     resp = http.post("/api/generate", json={"model": model, "keep_alive": keep_alive})

@@ -154,6 +154,19 @@ def test_show_long_arrays_elided(show_info: dict[str, Any]) -> None:
     expect.equal(long, [], "model_info arrays longer than 5 without verbose")
 
 
+@pytest.mark.optional(
+    "Ollama reads the GGUF without array values unless verbose, so every non-empty array is null "
+    "(seen on v0.24.0; the same code in v0.33.0-rc2), where the reference describes [] for long arrays"
+)
+@pytest.mark.ref("1.7")
+def test_show_arrays_null_without_verbose(show_info: dict[str, Any]) -> None:
+    info = show_info.get("model_info") or {}
+    tokens = info.get("tokenizer.ggml.tokens", "absent")
+    expect.check(tokens is None, "model_info tokenizer.ggml.tokens without verbose", "null", tokens)
+    listed = sorted(k for k, v in info.items() if isinstance(v, list) and v)
+    expect.equal(listed, [], "model_info keys with non-empty arrays without verbose")
+
+
 @pytest.mark.optional
 @pytest.mark.ref("1.7")
 def test_show_verbose_keeps_arrays(http: httpx.Client, model: str) -> None:
@@ -208,9 +221,17 @@ def test_show_missing_model(http: httpx.Client) -> None:
 
 
 @pytest.mark.ref("1.7")
+@pytest.mark.versions(since="0.30.0", why="the 404 names the model normalised ('name:latest') since v0.30.0")
 def test_show_unknown_model(http: httpx.Client) -> None:
     resp = http.post("/api/show", json={"model": "conformance-absent"})
     expect.native_error(resp, 404, "model 'conformance-absent:latest' not found")
+
+
+@pytest.mark.ref("1.7")
+@pytest.mark.versions(until="0.30.0", why="before v0.30.0 the 404 names the model as sent")
+def test_show_unknown_model_as_sent(http: httpx.Client) -> None:
+    resp = http.post("/api/show", json={"model": "conformance-absent"})
+    expect.native_error(resp, 404, "model 'conformance-absent' not found")
 
 
 @pytest.mark.ref("1.7")
@@ -454,8 +475,22 @@ def test_blob_upload_created_then_exists(http: httpx.Client) -> None:
 @pytest.mark.ref("1.9")
 def test_blob_dash_digest_form(http: httpx.Client) -> None:
     data, digest = _blob()
-    expect.status(http.post(f"/api/blobs/sha256-{digest}", content=data), 201)
+    expect.status(http.head(f"/api/blobs/sha256-{digest}"), 404)
+    expect.status(http.post(f"/api/blobs/sha256:{digest}", content=data), 201)
     expect.status(http.head(f"/api/blobs/sha256-{digest}"), 200)
+    expect.status(http.post(f"/api/blobs/sha256-{digest}", content=data), 200)
+
+
+@pytest.mark.optional(
+    "Ollama compares the digest as written in the path with the computed 'sha256:' digest, so a new blob "
+    "posted in the dash form answers 400 digest mismatch, yet is stored (every release up to v0.33.0-rc2)"
+)
+@pytest.mark.ref("1.9")
+def test_blob_dash_form_new_blob_quirk(http: httpx.Client) -> None:
+    data, digest = _blob()
+    resp = http.post(f"/api/blobs/sha256-{digest}", content=data)
+    expect.native_error(resp, 400, f'digest mismatch, expected "sha256-{digest}", got "sha256:{digest}"')
+    expect.status(http.head(f"/api/blobs/sha256:{digest}"), 200)
 
 
 # --- /api/pull, /api/push (validation only: no registry is reachable from CI) ----------------------------
@@ -559,6 +594,19 @@ def test_ps_after_chat_unload(http: httpx.Client, model: str) -> None:
     _load(http, model, "5m")
     expect.status(http.post("/api/chat", json={"model": model, "messages": [], "keep_alive": 0}), 200)
     expect.check(wait_unloaded(http, model), "/api/ps after chat keep_alive 0", f"no item for {model}", None)
+
+
+@pytest.mark.ref("1.13")
+def test_ps_right_after_unload(http: httpx.Client, model: str) -> None:
+    # Unloading is asynchronous in Ollama: right after the answer the model may still be listed, expiring now.
+    _load(http, model, "5m")
+    _load(http, model, 0)
+    item = ps_entry(http, model)
+    if item is None:
+        return
+    expires = expect.timestamp(item.get("expires_at"), "expires_at")
+    delta = expires - datetime.now(UTC)
+    expect.check(delta < timedelta(seconds=5), "expires_at listed right after keep_alive 0", "about now", delta)
 
 
 @pytest.mark.ref("7.2")

@@ -13,6 +13,7 @@ from conformance import expect
 from conformance.calls import PROMPT, SEED, chat, stop_from, user
 
 pytestmark = pytest.mark.ref("3.1")
+CHUNK_WHY = "v0.32.6 reworked the chunk protocol after OpenAI's wire format"
 
 
 def _body(model: str, **fields: Any) -> dict[str, Any]:
@@ -80,6 +81,12 @@ def test_content_type(http: httpx.Client, model: str) -> None:
     expect.media_type(http.post("/v1/chat/completions", json=_body(model, max_tokens=2)), "application/json")
 
 
+@pytest.mark.optional("Ollama's /v1 layer sets 'application/json' itself, without the charset of /api")
+def test_content_type_exact(http: httpx.Client, model: str) -> None:
+    resp = http.post("/v1/chat/completions", json=_body(model, max_tokens=2))
+    expect.media_type(resp, "application/json", exact=True)
+
+
 def test_max_tokens_caps(http: httpx.Client, model: str) -> None:
     result = _complete(http, model, max_tokens=3, messages=[user("Count from one to fifty in words.")])
     expect.check(result["usage"]["completion_tokens"] <= 3, "completion_tokens", "<= max_tokens 3", result["usage"])
@@ -143,8 +150,12 @@ def test_stream_chunk_object(chunks: list[dict[str, Any]]) -> None:
         expect.equal(chunk.get("object"), "chat.completion.chunk", "chunk object")
 
 
-def test_stream_same_id_and_created(chunks: list[dict[str, Any]]) -> None:
+def test_stream_same_id(chunks: list[dict[str, Any]]) -> None:
     expect.equal(len({c.get("id") for c in chunks}), 1, "distinct ids across chunks")
+
+
+@pytest.mark.versions(since="0.32.6", why=f"{CHUNK_WHY}: one created value per stream (before: the clock per chunk)")
+def test_stream_same_created(chunks: list[dict[str, Any]]) -> None:
     expect.equal(len({c.get("created") for c in chunks}), 1, "distinct created values across chunks")
 
 
@@ -153,9 +164,17 @@ def test_stream_first_delta_has_role(chunks: list[dict[str, Any]]) -> None:
 
 
 @pytest.mark.optional
+@pytest.mark.versions(since="0.32.6", why=f"{CHUNK_WHY}: role only in the first delta")
 def test_stream_role_only_first(chunks: list[dict[str, Any]]) -> None:
     roles = [c["choices"][0]["delta"].get("role") for c in chunks[1:] if c.get("choices")]
     expect.equal([r for r in roles if r], [], "roles in later deltas")
+
+
+@pytest.mark.optional
+@pytest.mark.versions(until="0.32.6", why="before v0.32.6 every delta carries role 'assistant'")
+def test_stream_role_in_every_delta(chunks: list[dict[str, Any]]) -> None:
+    roles = [c["choices"][0]["delta"].get("role") for c in chunks if c.get("choices")]
+    expect.equal(set(roles), {"assistant"}, "roles of all deltas")
 
 
 def test_stream_finish_chunk(chunks: list[dict[str, Any]]) -> None:
@@ -167,9 +186,17 @@ def test_stream_finish_chunk(chunks: list[dict[str, Any]]) -> None:
 
 
 @pytest.mark.optional
+@pytest.mark.versions(since="0.32.6", why=f"{CHUNK_WHY}: the finish chunk has an empty delta")
 def test_stream_finish_chunk_empty_delta(chunks: list[dict[str, Any]]) -> None:
     last = [c for c in chunks if c.get("choices")][-1]["choices"][0]
     expect.equal(last.get("delta"), {}, "delta of the finish chunk")
+
+
+@pytest.mark.optional
+@pytest.mark.versions(until="0.32.6", why="before v0.32.6 the finish chunk carries the role and empty content")
+def test_stream_finish_chunk_role_delta(chunks: list[dict[str, Any]]) -> None:
+    last = [c for c in chunks if c.get("choices")][-1]["choices"][0]
+    expect.equal(last.get("delta"), {"role": "assistant", "content": ""}, "delta of the finish chunk")
 
 
 def test_stream_matches_non_stream(chunks: list[dict[str, Any]], completion: dict[str, Any]) -> None:

@@ -94,7 +94,10 @@ def test_invalid_input(http: httpx.Client, embed_model: str, value: object) -> N
     expect.openai_error(resp, 400, "invalid_request_error", "invalid input")
 
 
-@pytest.mark.optional
+@pytest.mark.optional(
+    "with a model that adds no BOS token (smollm2) '' is zero tokens; Ollama answers 500 "
+    "'Failed to create new sequence: no input provided', a model that adds BOS passes"
+)
 def test_empty_string_input(http: httpx.Client, embed_model: str) -> None:
     expect.equal(len(_embed(http, embed_model, "")["data"]), 1, "items for input ''")
 

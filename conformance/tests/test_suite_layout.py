@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -21,6 +22,9 @@ class Probe:
             if item.get_closest_marker("ref") is None:
                 print("NOREF", item.nodeid)
             print("MODULE", item.path.stem)
+            versions = item.get_closest_marker("versions")
+            if versions is not None:
+                print("VERSIONS", item.nodeid, bool(versions.kwargs.get("why")), sorted(versions.kwargs))
 sys.exit(pytest.main(sys.argv[1:], plugins=[Probe()]))
 """
 
@@ -47,6 +51,28 @@ def test_every_case_has_a_reference_section(collected: list[str]) -> None:
 def test_every_module_is_an_area(collected: list[str]) -> None:
     modules = {line.split()[1].removeprefix("test_") for line in collected if line.startswith("MODULE")}
     assert modules == set(AREAS), f"areas: expected {sorted(AREAS)}, observed {sorted(modules)}"
+
+
+def test_versioned_cases_say_why(collected: list[str]) -> None:
+    versioned = [line.split()[1:] for line in collected if line.startswith("VERSIONS")]
+    assert len(versioned) >= 6, f"versioned cases: expected >= 6, observed {versioned}"
+    silent = [nodeid for nodeid, has_why, *_ in versioned if has_why != "True"]
+    assert silent == [], f"versioned cases without why=: {silent}"
+
+
+def test_bad_version_range_is_a_usage_error(tmp_path: Path) -> None:
+    case = tmp_path / "test_bad.py"
+    case.write_text('import pytest\n\n@pytest.mark.versions(since="soon")\ndef test_x():\n    pass\n')
+    argv = [sys.executable, "-m", "pytest", str(case), "-p", "conformance.conftest", "--collect-only", "-q"]
+    argv += ["--rootdir", str(tmp_path), "-c", str(cli.SUITE_DIR / "pytest.ini")]
+    done = subprocess.run(argv, cwd=cli.SUITE_DIR.parent, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == pytest.ExitCode.USAGE_ERROR, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "bad @pytest.mark.versions" in done.stderr + done.stdout
+
+
+def test_bad_ollama_version_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["--url", "http://127.0.0.1:9", "--ollama-version", "next"]) == cli.EXIT_USAGE
+    assert "not an Ollama version" in capsys.readouterr().err
 
 
 def test_image_without_testcontainers_exits_3(
