@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import kubernetes_validate
 import pulumi
 import pytest
 
@@ -287,3 +288,23 @@ def test_optional_extras_when_asked(mocks: RecordingMocks) -> None:
 def test_api_key_secret_needs_the_secret_config_value(mocks: RecordingMocks) -> None:
     with pytest.raises(Exception, match="apiKey"):
         run(settings(api_key={"create": True}))
+
+
+@pytest.mark.parametrize("version", ["1.30.0", "1.37.0"])
+def test_every_object_validates_strictly_on_the_supported_versions(mocks: RecordingMocks, version: str) -> None:
+    """1.30 is the oldest supported minor: preStop `sleep` is on by default from there (GA in 1.34)."""
+    pulumi.runtime.set_all_config({"corral:apiKey": "k"}, secret_keys=["corral:apiKey"])
+    run(
+        settings(
+            storage={"access_mode": "ReadWriteMany"},
+            autoscaling={"max_replicas": 3},
+            ingress={"host": "llm.example.com", "tls_secret": "tls"},
+            network_policy={"allow_from_namespaces": ["apps"]},
+            api_key={"create": True},
+            gpu={"count": 1, "memory_gib": 24, "node_selector": {"nvidia.com/gpu.present": "true"}},
+        )
+    )
+    manifests = mocks.manifests()
+    assert len(manifests) == 11
+    for manifest in manifests:
+        kubernetes_validate.validate(manifest, version, strict=True)
