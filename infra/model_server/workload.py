@@ -55,12 +55,13 @@ def server_env(settings: StackSettings) -> list[dict[str, Any]]:
     return env
 
 
-def volume_mounts(catalog_keys: list[str], *, writable_catalog: bool) -> list[dict[str, Any]]:
+def volume_mounts(catalog_keys: list[str]) -> list[dict[str, Any]]:
     """The model store, the catalog folder (its files from the ConfigMap, one subPath each, in a writable folder
-    where packaged weights are put) and /tmp."""
+    where packaged weights are put) and /tmp. The catalog folder stays writable in the server too: the runtime
+    creates the subPath mount points inside it, which a read-only mount would refuse."""
     mounts: list[dict[str, Any]] = [
         {"name": "models", "mountPath": MODELS_DIR},
-        {"name": "catalog", "mountPath": CATALOG_DIR, "readOnly": not writable_catalog},
+        {"name": "catalog", "mountPath": CATALOG_DIR},
         {"name": "tmp", "mountPath": TMP_DIR},
     ]
     for key in catalog_keys:
@@ -78,7 +79,7 @@ def prepull_container(args: ModelServerArgs) -> dict[str, Any]:
         "command": ["corral", "catalog", "apply", CATALOG_FILE],
         "env": [{"name": "OLLAMA_MODELS", "value": MODELS_DIR}, {"name": "HOME", "value": TMP_DIR}],
         "resources": {"requests": {"cpu": "1", "memory": "512Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}},
-        "volumeMounts": volume_mounts(sorted(args.catalog.files), writable_catalog=True),
+        "volumeMounts": volume_mounts(sorted(args.catalog.files)),
         "securityContext": container_security_context(),
     }
 
@@ -125,7 +126,7 @@ def server_container(args: ModelServerArgs) -> dict[str, Any]:
         "env": server_env(s),
         "ports": [{"name": PORT_NAME, "containerPort": PORT, "protocol": "TCP"}],
         "resources": server_resources(args),
-        "volumeMounts": volume_mounts(sorted(args.catalog.files), writable_catalog=False),
+        "volumeMounts": volume_mounts(sorted(args.catalog.files)),
         "securityContext": container_security_context(),
         "lifecycle": {"preStop": {"sleep": {"seconds": PRESTOP_SLEEP_SECONDS}}},
         **probes(s),

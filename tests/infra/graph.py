@@ -67,3 +67,16 @@ def normalise(value: Any) -> Any:
 def config_of(settings: dict[str, Any]) -> dict[str, str]:
     """Stack settings as the engine passes config: ``corral:key`` -> string (objects as JSON)."""
     return {f"{PROJECT}:{k}": v if isinstance(v, str) else json.dumps(v) for k, v in settings.items()}
+
+
+def render(mocks: RecordingMocks, settings: Any) -> list[dict[str, Any]]:
+    """Run the program for ``settings`` (a StackSettings) under ``mocks``; the manifests it created."""
+    from infra.program import program
+
+    @pulumi.runtime.test
+    def body() -> pulumi.Output[int]:
+        program(settings)
+        return pulumi.Output.from_input(0)
+
+    body()
+    return mocks.manifests()

@@ -7,7 +7,6 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
-import pulumi
 import pytest
 from pulumi_policy import (
     PolicyCustomTimeouts,
@@ -21,22 +20,12 @@ from pulumi_policy import (
 
 from infra import policies
 from infra.policy_pack import policies as pack_policies
-from infra.program import load_stack, program, settings_from_config
+from infra.program import load_stack, settings_from_config
 from infra.settings import StackSettings
 
-from .graph import RecordingMocks
+from .graph import RecordingMocks, render
 
 Manifest = dict[str, Any]
-
-
-def render(mocks: RecordingMocks, settings: StackSettings) -> list[Manifest]:
-    @pulumi.runtime.test
-    def body() -> pulumi.Output[int]:
-        program(settings)
-        return pulumi.Output.from_input(0)
-
-    body()
-    return mocks.manifests()
 
 
 def of_kind(manifests: list[Manifest], kind: str) -> Manifest:
