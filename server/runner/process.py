@@ -39,11 +39,16 @@ from .messages import (
 
 log = logging.getLogger("server.runner")
 
+RUNNER_NICENESS = 5
+
 
 def main(argv: Sequence[str]) -> int:
     """Entry point: ``argv`` is the inherited socket's file descriptor."""
     logging.basicConfig(level=os.environ.get("CORRAL_RUNNER_LOG", "WARNING"), format="runner: %(message)s")
     conn = Connection(int(argv[0]))
+    # Below the API process: decoding takes every core it can, and the server must still answer at once.
+    with contextlib.suppress(OSError):
+        os.nice(RUNNER_NICENESS)
     message = conn.recv()
     assert isinstance(message, Load)
     try:
