@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.corral-installed
 
-.PHONY: setup serve test lint
+.PHONY: setup serve test lint tools
 
 setup: $(STAMP)
 
@@ -29,7 +29,13 @@ lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# The Go-built deployment tools (Pulumi CLI + Kubernetes provider, etcd, kube-apiserver/-scheduler/
+# -controller-manager, KWOK), built from the Go module proxy into $CORRAL_TOOLS_CACHE (~/.cache/corral/tools).
+# Cold: about 25-35 min on 2 busy cores; a no-op when cached. See CONTRIBUTING.md / infra/toolchain/build.sh.
+tools:
+	nice -n 10 bash infra/toolchain/build.sh all
+
 # The conformance gate starts its own server (free port, temporary store) and writes parity.md.
-test: lint
+test: lint tools
 	$(BIN)/pytest
 	$(BIN)/corral conformance --report parity.md --junit conformance.xml
