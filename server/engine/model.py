@@ -16,6 +16,7 @@ from typing import Any
 import llama_cpp
 
 from server.errors import BadRequest, CapabilityError, InternalError, ModelLoadFailed
+from server.memory import loaded_model_bytes
 
 from .batching import DecodeLoop, Request
 from .compute import ComputeThread
@@ -145,7 +146,7 @@ class EngineModel:
     def size_bytes(self) -> int:
         """Weights plus KV cache (estimated), as /api/ps reports ``size``."""
         cells = self.context_length * (self.params.num_parallel if self._loop is not None else 1)
-        return self._weights.size_bytes + self._weights.kv_bytes(cells, self._kv_type)
+        return loaded_model_bytes(self._weights.size_bytes, self._weights.shape, cells, self._kv_type)
 
     @property
     def vram_bytes(self) -> int:

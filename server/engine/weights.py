@@ -16,6 +16,7 @@ from typing import Any
 import llama_cpp
 
 from server.errors import ModelLoadFailed
+from server.memory import ModelShape
 
 from .params import LoadParams
 
@@ -146,13 +147,15 @@ class Weights:
             llama_cpp.llama_model_meta_val_str(self.model, key.encode(), buf, len(buf))
         return buf.value.decode("utf-8", "replace")
 
-    def kv_bytes(self, n_ctx: int, kv_cache_type: str) -> int:
-        """Estimated size of a KV cache of n_ctx cells (for /api/ps); exact enough for sizing decisions."""
-        n_head = max(1, int(llama_cpp.llama_model_n_head(self.model)))
-        n_head_kv = max(1, int(llama_cpp.llama_model_n_head_kv(self.model)))
-        width = self.n_embd // n_head * n_head_kv
-        per_elem = {"f16": 2.0, "q8_0": 34 / 32, "q4_0": 18 / 32}[kv_cache_type]
-        return int(2 * self.n_layer * n_ctx * width * per_elem)
+    @property
+    def shape(self) -> ModelShape:
+        """The facts the KV-cache estimate (``server.memory``) needs."""
+        return ModelShape(
+            n_layer=self.n_layer,
+            n_embd=self.n_embd,
+            n_head=int(llama_cpp.llama_model_n_head(self.model)),
+            n_head_kv=int(llama_cpp.llama_model_n_head_kv(self.model)),
+        )
 
     def tokenize(self, text: str, *, add_special: bool = True, parse_special: bool = True) -> list[int]:
         """Text to token ids. ``add_special`` adds BOS/EOS as the model asks; ``parse_special`` turns
