@@ -11,12 +11,19 @@ installed from the local binary, no update checks and no plugin downloads. Two e
 
 The program is an Automation API inline program, so no language host is needed: by default
 ``infra.program.program(infra.program.load_stack(stack))``; tests may pass their own.
+
+Policy packs: the CLI runs a Python pack through the Python language host when it finds one, and otherwise
+through an analyzer plugin named ``pulumi-analyzer-policy-python`` that starts ``python -m pulumi.policy`` (the
+SDK's own entry point). The language host is not on the Go module proxy at any version that matches the CLI,
+so every run puts a two-line analyzer script for this interpreter on the CLI's ``PATH``: the pack is enforced by
+the real engine, with the same Python that runs this module.
 """
 
 from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -29,6 +36,8 @@ import yaml
 from infra.toolchain.tools import locate, read_versions
 
 PROJECT = "corral"
+REPO = Path(__file__).resolve().parents[1]
+POLICY_PACK = REPO / "infra" / "policy_pack"
 # The provider plugin the pulumi-kubernetes Python package asks for; build.sh builds exactly this one.
 PROVIDER_NAME = "kubernetes"
 
@@ -37,6 +46,10 @@ Program = Callable[[], None]
 
 class EngineError(RuntimeError):
     """A Pulumi operation failed; the message holds the engine's own output."""
+
+
+class PolicyFailure(EngineError):
+    """The engine ran a policy pack and it reported mandatory violations (listed in the message)."""
 
 
 @dataclass(frozen=True)
@@ -85,18 +98,24 @@ def render(
     program: Program | None = None,
     workdir: Path | None = None,
     stacks_dir: Path | None = None,
+    policy_pack: Path | None = None,
 ) -> Rendered:
     """Preview and ``up`` ``stack`` with the provider writing manifests to a folder instead of a cluster.
 
-    Raises :class:`EngineError` with the engine's output if preview or up fails, and
-    :class:`infra.toolchain.tools.ToolMissing` if the CLI or provider is not built.
+    With ``policy_pack``, the preview runs that pack inside the engine; a mandatory violation raises
+    :class:`PolicyFailure` (with the engine's report) before anything is rendered. Raises :class:`EngineError`
+    with the engine's output if preview or up fails otherwise, and :class:`infra.toolchain.tools.ToolMissing`
+    if the CLI or provider is not built.
     """
     program = program or default_program(stack, stacks_dir)
+    packs = [str(policy_pack)] if policy_pack else None
     with _workspace(workdir) as folder:
         out = folder / "rendered"
         config = {"kubernetes:renderYamlToDirectory": str(out)}
         with _stack(stack, program, folder, config) as (pulumi_stack, log):
-            preview = _run("preview", log, lambda: pulumi_stack.preview(color="never", on_output=log.append))
+            preview = _run(
+                "preview", log, lambda: pulumi_stack.preview(color="never", on_output=log.append, policy_packs=packs)
+            )
             result = _run("up", log, lambda: pulumi_stack.up(color="never", on_output=log.append))
             outputs = {key: value.value for key, value in result.outputs.items()}
         return Rendered(read_manifests(out), outputs, dict(preview.change_summary))
@@ -147,6 +166,7 @@ def _stack(stack: str, program: Program, folder: Path, config: dict[str, str]) -
     from pulumi import automation as auto
 
     env = offline_environment(folder)
+    env["PATH"] = f"{_analyzer_shim(folder)}{os.pathsep}{os.environ.get('PATH', '')}"
     (folder / "state").mkdir(exist_ok=True)
     cli = locate("bin/pulumi")
     _install_provider(cli, env)
@@ -191,18 +211,35 @@ def _run(operation: str, log: list[str], call: Callable[[], Any]) -> Any:
         return call()
     except auto.CommandError as exc:
         output = "".join(log).strip() or str(exc)
+        if "mandatory" in output and "Policies:" in output:
+            raise PolicyFailure(f"pulumi {operation}: the policy pack reported violations:\n{output}") from exc
         raise EngineError(f"pulumi {operation} failed:\n{output}") from exc
+
+
+def _analyzer_shim(folder: Path) -> Path:
+    """A folder holding ``pulumi-analyzer-policy-python``, which runs policy packs with this interpreter.
+
+    The engine calls it with its address and the pack folder, then ``-key=value`` runtime options from
+    ``PulumiPolicy.yaml``; the options only choose an interpreter, which is fixed here, so they are dropped."""
+    bin_dir = folder / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    shim = bin_dir / "pulumi-analyzer-policy-python"
+    shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -u -m pulumi.policy "$1" "$2"\n')
+    shim.chmod(0o755)
+    return bin_dir
 
 
 def _with_skip_await(program: Program) -> Program:
     import pulumi
 
     def transform(args: pulumi.ResourceTransformArgs) -> pulumi.ResourceTransformResult | None:
-        if not args.type_.startswith("kubernetes:") or not isinstance(args.props.get("metadata"), dict):
+        metadata = args.props.get("metadata")
+        if not args.type_.startswith("kubernetes:") or not isinstance(metadata, dict):
             return None
-        metadata = dict(args.props["metadata"])
-        metadata["annotations"] = {**(metadata.get("annotations") or {}), "pulumi.com/skipAwait": "true"}
-        return pulumi.ResourceTransformResult({**args.props, "metadata": metadata}, args.opts)
+        annotations = {**(metadata.get("annotations") or {}), "pulumi.com/skipAwait": "true"}
+        return pulumi.ResourceTransformResult(
+            {**args.props, "metadata": {**metadata, "annotations": annotations}}, args.opts
+        )
 
     def wrapped() -> None:
         pulumi.runtime.register_resource_transform(transform)
