@@ -80,8 +80,13 @@ PY
 }
 
 build_etcd() {  # $1 = output folder
-    GOBIN="$work/bin" go install -trimpath -ldflags "-s -w" "go.etcd.io/etcd/server/v3@$ETCD_VERSION"
-    mv "$work/bin/server" "$1/etcd"
+    # `go install` refuses the server module: its go.mod points its sibling modules at local folders. In a scratch
+    # module those replaces do not apply, and the siblings resolve to the releases the server requires.
+    local mod="$work/mod" pkg=go.etcd.io/etcd/server/v3
+    new_scratch_module "$mod" corral.local/etcd
+    registry_replaces "$(module_gomod "$pkg@$ETCD_VERSION")" >>"$mod/go.mod"
+    (cd "$mod" && go get "$pkg@$ETCD_VERSION")
+    (cd "$mod" && go build -trimpath -ldflags "-s -w" -o "$1/etcd" "$pkg")
 }
 
 build_kubernetes() {  # $1 = output folder: kube-apiserver, kube-scheduler, kube-controller-manager
@@ -104,11 +109,15 @@ build_kubernetes() {  # $1 = output folder: kube-apiserver, kube-scheduler, kube
 
 build_kwok() {  # $1 = output folder
     GOBIN="$1" go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
-    # kwok ships no default stages inside the binary; the module's kustomize folder holds them.
+    # kwok ships no default stages inside the binary; the module's kustomize folder holds them: nodes become
+    # Ready and keep a heartbeat (with a lease), pods become Running and Ready, finish and get deleted.
     mkdir -p "$1/stages"
     local dir
     dir="$(module_dir "sigs.k8s.io/kwok@$KWOK_VERSION")"
-    cp "$dir"/kustomize/stage/node/fast/*.yaml "$dir"/kustomize/stage/pod/fast/*.yaml "$1/stages/"
+    local stage=kustomize/stage
+    cp "$dir/$stage/node/fast/node-initialize.yaml" "$dir/$stage/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml" \
+        "$dir/$stage/pod/fast/pod-ready.yaml" "$dir/$stage/pod/fast/pod-complete.yaml" \
+        "$dir/$stage/pod/fast/pod-delete.yaml" "$1/stages/"
     chmod -R u+w "$1/stages"
 }
 

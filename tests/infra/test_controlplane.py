@@ -107,15 +107,15 @@ def test_nodes_report_their_gpus_and_taint(cluster: ControlPlane) -> None:
     assert [t["key"] for t in gpu["spec"]["taints"]] == [GPU_TAINT_KEY]
 
 
-def test_pod_security_restricted_rejects_a_root_pod(cluster: ControlPlane) -> None:
+def test_pod_security_restricted_rejects_a_pod_without_the_hardening(cluster: ControlPlane) -> None:
+    """Fine under "baseline" (no privilege asked for), refused under "restricted": no non-root, no seccomp, no
+    capability drop."""
     namespace = _namespace(cluster.client, "psa-check")
     pod = {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": "root"},
-        "spec": {
-            "containers": [{"name": "c", "image": "registry.example/x:1", "securityContext": {"privileged": True}}]
-        },
+        "metadata": {"name": "plain"},
+        "spec": {"containers": [{"name": "c", "image": "registry.example/x:1"}]},
     }
     with pytest.raises(KubeError) as rejected:
         cluster.client.create(f"/api/v1/namespaces/{namespace}/pods", pod)
