@@ -1,9 +1,11 @@
 """``corral infra check``: each stack through the real engine, schema validation, policies, one table row each.
 
 For a stack: its settings are loaded (an unknown key fails here, naming it), the program is rendered by the
-real Pulumi engine and Kubernetes provider (:func:`infra.engine.render`), every manifest is validated strictly
-for each supported Kubernetes minor (:mod:`infra.validation`) and the policies run over the rendered objects.
-A stack passes when all of that succeeded with no violation and no schema error.
+real Pulumi engine and Kubernetes provider (:func:`infra.engine.render`) with the policy pack enforced inside
+the engine's preview, every manifest is validated strictly for each supported Kubernetes minor
+(:mod:`infra.validation`) and the same policies run over the rendered objects (which names every violation even
+when the engine stopped at the first failing preview). A stack passes when all of that succeeded with no
+violation and no schema error.
 """
 
 from __future__ import annotations
@@ -33,10 +35,12 @@ class StackReport:
     schema_errors: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     error: str | None = None
+    engine_pack: str = "-"
+    engine_pack_report: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
-        return self.error is None and not self.violations and not self.schema_errors
+        return self.error is None and not self.violations and not self.schema_errors and self.engine_pack != "FAIL"
 
 
 def stack_names(stacks_dir: Path) -> list[str]:
@@ -69,9 +73,17 @@ def check_stack(name: str, stacks_dir: Path, progress: Callable[[str], None] = l
     except (ValueError, OSError) as exc:
         report.error = f"settings: {exc}"
         return report
-    progress(f"{name}: rendering through the Pulumi engine ...")
+    progress(f"{name}: rendering through the Pulumi engine, policy pack enforced ...")
     try:
-        rendered = engine.render(name, program=lambda: program(settings))
+        try:
+            rendered = engine.render(name, program=lambda: program(settings), policy_pack=engine.POLICY_PACK)
+            report.engine_pack = "pass"
+        except engine.PolicyFailure as exc:
+            # The engine stopped at the preview; render without the pack to report every rule on the objects.
+            report.engine_pack = "FAIL"
+            report.engine_pack_report = _policy_lines(str(exc))
+            progress(f"{name}: the policy pack failed in the engine; rendering without it to list the violations")
+            rendered = engine.render(name, program=lambda: program(settings))
     except engine.EngineError as exc:
         report.error = str(exc)
         return report
@@ -82,8 +94,17 @@ def check_stack(name: str, stacks_dir: Path, progress: Callable[[str], None] = l
     for finding in validate_manifests(manifests):
         (report.skipped if finding.skipped else report.schema_errors).append(str(finding))
     report.violations = run_policies(manifests)
+    if report.engine_pack == "FAIL" and not report.violations:
+        report.violations = [f"[policy-pack] {line}" for line in report.engine_pack_report]
     _summarise(report, manifests)
     return report
+
+
+def _policy_lines(engine_output: str) -> list[str]:
+    """The violation lines of the engine's policy report (the indented lines under ``Policies:``)."""
+    _, _, tail = engine_output.partition("Policies:")
+    lines = [line.strip() for line in tail.splitlines() if line.strip()]
+    return [line for line in lines if not line.startswith(("Resources:", "Outputs:"))][:20] or [engine_output[-500:]]
 
 
 def run_policies(manifests: list[dict[str, Any]]) -> list[str]:
@@ -121,19 +142,28 @@ def _summarise(report: StackReport, manifests: list[dict[str, Any]]) -> None:
 
 
 def format_report(reports: Sequence[StackReport], verbose: bool = False) -> str:
-    """The table (stack, result, objects, GPUs per pod x replicas, volume, memory estimate vs GPU memory), then
-    every failure line."""
-    header = ("STACK", "RESULT", "OBJECTS", "GPU/POD x REPLICAS", "VOLUME", "MEMORY EST / GPU MEM", "VIOLATIONS")
+    """The table (stack, result, objects, GPUs per pod x replicas, volume, memory estimate vs GPU memory, the
+    policy pack's verdict inside the engine, number of problems), then every failure line."""
+    header = (
+        "STACK",
+        "RESULT",
+        "OBJECTS",
+        "GPU/POD x REPLICAS",
+        "VOLUME",
+        "MEMORY EST / GPU MEM",
+        "PACK",
+        "VIOLATIONS",
+    )
     rows = [header]
     for r in reports:
         result = "PASS" if r.passed else "ERROR" if r.error else "FAIL"
         problems = len(r.violations) + len(r.schema_errors) + (1 if r.error else 0)
-        rows.append((r.stack, result, str(r.resources), r.gpus, r.volume, r.memory, str(problems)))
+        rows.append((r.stack, result, str(r.resources), r.gpus, r.volume, r.memory, r.engine_pack, str(problems)))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
     for r in reports:
         details = ([f"error: {r.error}"] if r.error else []) + r.violations + r.schema_errors
         if verbose:
-            details += r.skipped
+            details += r.skipped + [f"engine policy report: {line}" for line in r.engine_pack_report]
         lines.extend(f"{r.stack}: {detail}" for detail in details)
     return "\n".join(lines) + "\n"

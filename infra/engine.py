@@ -12,11 +12,11 @@ installed from the local binary, no update checks and no plugin downloads. Two e
 The program is an Automation API inline program, so no language host is needed: by default
 ``infra.program.program(infra.program.load_stack(stack))``; tests may pass their own.
 
-Policy packs: the CLI runs a Python pack through the Python language host when it finds one, and otherwise
-through an analyzer plugin named ``pulumi-analyzer-policy-python`` that starts ``python -m pulumi.policy`` (the
-SDK's own entry point). The language host is not on the Go module proxy at any version that matches the CLI,
-so every run puts a two-line analyzer script for this interpreter on the CLI's ``PATH``: the pack is enforced by
-the real engine, with the same Python that runs this module.
+Policy packs: the CLI runs a Python pack folder through the Python language host, which the Go module proxy
+does not serve at any version that matches the CLI. But the CLI also accepts an executable as a policy pack
+(a binary analyzer plugin, given the engine's address); each run writes a two-line one that starts the SDK's
+own policy entry point (``python -m pulumi.policy``) on the pack folder with this interpreter. So the pack is
+enforced by the real engine, by the same Python that runs this module.
 """
 
 from __future__ import annotations
@@ -108,8 +108,8 @@ def render(
     if the CLI or provider is not built.
     """
     program = program or default_program(stack, stacks_dir)
-    packs = [str(policy_pack)] if policy_pack else None
     with _workspace(workdir) as folder:
+        packs = [str(_policy_runner(folder, policy_pack))] if policy_pack else None
         out = folder / "rendered"
         config = {"kubernetes:renderYamlToDirectory": str(out)}
         with _stack(stack, program, folder, config) as (pulumi_stack, log):
@@ -166,7 +166,6 @@ def _stack(stack: str, program: Program, folder: Path, config: dict[str, str]) -
     from pulumi import automation as auto
 
     env = offline_environment(folder)
-    env["PATH"] = f"{_analyzer_shim(folder)}{os.pathsep}{os.environ.get('PATH', '')}"
     (folder / "state").mkdir(exist_ok=True)
     cli = locate("bin/pulumi")
     _install_provider(cli, env)
@@ -216,17 +215,16 @@ def _run(operation: str, log: list[str], call: Callable[[], Any]) -> Any:
         raise EngineError(f"pulumi {operation} failed:\n{output}") from exc
 
 
-def _analyzer_shim(folder: Path) -> Path:
-    """A folder holding ``pulumi-analyzer-policy-python``, which runs policy packs with this interpreter.
+def _policy_runner(folder: Path, pack: Path) -> Path:
+    """An executable that serves the Python policy pack in ``pack`` to the engine, with this interpreter.
 
-    The engine calls it with its address and the pack folder, then ``-key=value`` runtime options from
-    ``PulumiPolicy.yaml``; the options only choose an interpreter, which is fixed here, so they are dropped."""
-    bin_dir = folder / "bin"
-    bin_dir.mkdir(exist_ok=True)
-    shim = bin_dir / "pulumi-analyzer-policy-python"
-    shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -u -m pulumi.policy "$1" "$2"\n')
-    shim.chmod(0o755)
-    return bin_dir
+    The CLI launches an executable policy pack as a binary analyzer plugin, passing the engine's address; this
+    one starts the SDK's policy entry point (``python -m pulumi.policy``) on the pack folder."""
+    runner = folder / "policy-runner" / pack.name
+    runner.parent.mkdir(exist_ok=True)
+    runner.write_text(f'#!/bin/sh\ncd "{pack}" && exec "{sys.executable}" -u -m pulumi.policy "$1" .\n')
+    runner.chmod(0o755)
+    return runner
 
 
 def _with_skip_await(program: Program) -> Program:
