@@ -103,8 +103,9 @@ def check_stack(name: str, stacks_dir: Path, progress: Callable[[str], None] = l
 def _policy_lines(engine_output: str) -> list[str]:
     """The violation lines of the engine's policy report (the indented lines under ``Policies:``)."""
     _, _, tail = engine_output.partition("Policies:")
-    lines = [line.strip() for line in tail.splitlines() if line.strip()]
-    return [line for line in lines if not line.startswith(("Resources:", "Outputs:"))][:20] or [engine_output[-500:]]
+    for end in ("Diagnostics:", "Outputs:", "Resources:"):
+        tail = tail.partition(end)[0]
+    return [line.strip() for line in tail.splitlines() if line.strip()] or [engine_output[-500:]]
 
 
 def run_policies(manifests: list[dict[str, Any]]) -> list[str]:

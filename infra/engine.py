@@ -209,7 +209,7 @@ def _run(operation: str, log: list[str], call: Callable[[], Any]) -> Any:
     try:
         return call()
     except auto.CommandError as exc:
-        output = "".join(log).strip() or str(exc)
+        output = "\n".join(log).strip() or str(exc)
         if "mandatory" in output and "Policies:" in output:
             raise PolicyFailure(f"pulumi {operation}: the policy pack reported violations:\n{output}") from exc
         raise EngineError(f"pulumi {operation} failed:\n{output}") from exc

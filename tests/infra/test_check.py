@@ -61,6 +61,11 @@ def test_a_broken_gpu_stack_fails_naming_each_rule_and_resource(tmp_path: Path) 
     assert "[image-pinned] Deployment corral/corral" in text
     assert "[volume-size] PersistentVolumeClaim corral/" in text
     assert report.schema_errors == []
+    # The same pack, enforced inside the engine's preview, stopped it with the same rules.
+    assert report.engine_pack == "FAIL"
+    engine_report = "\n".join(report.engine_pack_report)
+    for rule in ("gpu-limit", "image-pinned", "volume-size"):
+        assert f"[mandatory]  {rule}" in engine_report
 
 
 def test_an_unknown_setting_fails_the_stack_naming_the_key(tmp_path: Path) -> None:
