@@ -151,6 +151,10 @@ build_one() {
         log "$tool $version: cached in $dest"
         exit 0
     fi
+    if ! command -v go >/dev/null; then
+        log "$tool $version is not built and there is no 'go' on PATH: install Go 1.26 or newer and run this again"
+        exit 2
+    fi
     mkdir -p "$cache"
     work="$(mktemp -d "$cache/.build-$tool-XXXXXX")"
     trap 'rm -rf "$work"' EXIT
@@ -169,9 +173,6 @@ build_one() {
 main() {
     if [[ $# -eq 0 ]]; then
         log "usage: build.sh all | TOOL..."; exit 2
-    fi
-    if ! command -v go >/dev/null; then
-        log "no 'go' on PATH: install Go 1.26 or newer (https://go.dev/dl/) and run this again"; exit 2
     fi
     if [[ "$1" == all ]]; then
         local a b status=0
