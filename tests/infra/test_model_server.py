@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import runpy
 import shutil
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import kubernetes_validate
 import pulumi
 import pytest
+import yaml
 
 from infra.model_server import TYPE_TOKEN, ModelServer, ModelServerArgs
 from infra.program import REPO_ROOT, load_stack, program, settings_from_config
@@ -17,7 +19,7 @@ from infra.settings import StackSettings
 from infra.sizing import effective_num_ctx, read_catalog
 from server.memory import loaded_model_bytes
 
-from .graph import RecordingMocks
+from .graph import RecordingMocks, config_of
 
 CATALOG = REPO_ROOT / "modelfiles" / "catalog.yaml"
 
@@ -308,3 +310,20 @@ def test_every_object_validates_strictly_on_the_supported_versions(mocks: Record
     assert len(manifests) == 11
     for manifest in manifests:
         kubernetes_validate.validate(manifest, version, strict=True)
+
+
+def test_cli_entry_point_reads_the_stack_config(mocks: RecordingMocks) -> None:
+    """`pulumi up` runs infra/__main__.py with the stack's config as the engine passes it (objects as JSON)."""
+    raw = yaml.safe_load((REPO_ROOT / "stacks" / "Pulumi.gpu.yaml").read_text())["config"]
+    config = config_of({key.split(":", 1)[1]: value for key, value in raw.items()})
+    pulumi.runtime.set_all_config({**config, "kubernetes:context": "ignored"})
+
+    @pulumi.runtime.test
+    def body() -> pulumi.Output[int]:
+        runpy.run_path(str(REPO_ROOT / "infra" / "__main__.py"))
+        return pulumi.Output.from_input(0)
+
+    body()
+    (deployment,) = kind(mocks, "Deployment")
+    assert deployment["spec"]["replicas"] == 3
+    assert containers(mocks)["server"]["resources"]["limits"]["nvidia.com/gpu"] == "1"
