@@ -31,7 +31,7 @@ lint: setup
 
 # The Go-built deployment tools (Pulumi CLI + Kubernetes provider, etcd, kube-apiserver/-scheduler/
 # -controller-manager, KWOK), built from the Go module proxy into $CORRAL_TOOLS_CACHE (~/.cache/corral/tools).
-# Cold: about 20 min on 2 idle cores (about 37 CPU-minutes), up to an hour on busy ones; a no-op when cached.
+# Cold: about 37 CPU-minutes (so roughly 20-25 min on 2 idle cores; an hour on busy ones); no-op when cached.
 # How each tool builds: infra/toolchain/README.md.
 tools:
 	nice -n 10 bash infra/toolchain/build.sh all
