@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.corral-installed
 
-.PHONY: setup serve test lint registry-server
+.PHONY: setup serve test lint registry-server tools
 
 setup: $(STAMP)
 
@@ -38,8 +38,15 @@ registry-server:
 	      || echo "could not install docker-registry: the registry tests will be skipped"; \
 	  else echo "apt-get is not available: install docker-registry yourself, or the registry tests are skipped"; fi; }
 
+# The Go-built deployment tools (Pulumi CLI + Kubernetes provider, etcd, kube-apiserver/-scheduler/
+# -controller-manager, KWOK), built from the Go module proxy into $CORRAL_TOOLS_CACHE (~/.cache/corral/tools).
+# Cold: about 37 CPU-minutes (so roughly 20-25 min on 2 idle cores; an hour on busy ones); no-op when cached.
+# How each tool builds: infra/toolchain/README.md.
+tools:
+	nice -n 10 bash infra/toolchain/build.sh all
+
 # The conformance gate starts its own server (free port, temporary store) and writes parity.md.
-test: lint registry-server
+test: lint registry-server tools
 	$(BIN)/pytest
 	$(BIN)/corral conformance --report parity.md --junit conformance.xml
 

@@ -32,6 +32,10 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
         from conformance.cli import main as conformance_main
 
         return conformance_main(arguments[1:])
+    if arguments[:1] == ["infra"]:
+        from server.cli.infra import main as infra_main
+
+        return infra_main(arguments[1:], out)
     parser = _parser()
     args = parser.parse_args(arguments)
     if args.handler is None:

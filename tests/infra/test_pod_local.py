@@ -1,7 +1,8 @@
 """The dev stack's rendered pod, run for real as local processes (item 6 of the deployment issue): the init
 container's `corral catalog apply` fills the model volume (and a second run changes nothing), the server
 container starts from the manifest's own command and env, passes the manifest's own probes, and serves the
-conformance suite. Volumes are temporary folders; the pod comes from the Pulumi-mocked resource graph."""
+conformance suite. Volumes are temporary folders; the pod comes from the manifests the real Pulumi engine and
+Kubernetes provider render for the dev stack (``infra.engine.render``)."""
 
 from __future__ import annotations
 
@@ -13,18 +14,17 @@ from pathlib import Path
 
 import pytest
 
+from infra import engine
 from infra.model_server.layout import PREPULL_CONTAINER, SERVER_CONTAINER
-from infra.program import load_stack
 
-from .graph import RecordingMocks, render
 from .local_pod import LocalPod
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def pod(mocks: RecordingMocks, tmp_path: Path) -> LocalPod:
-    manifests = render(mocks, load_stack("dev"))
+def pod(tmp_path: Path) -> LocalPod:
+    manifests = engine.render("dev", workdir=tmp_path / "engine").manifests
     (deployment,) = [m for m in manifests if m["kind"] == "Deployment"]
     config_maps = {m["metadata"]["name"]: m for m in manifests if m["kind"] == "ConfigMap"}
     local = LocalPod(deployment, config_maps, tmp_path)
