@@ -15,7 +15,7 @@ from typing import TextIO
 
 from server import __version__
 from server.catalog import DEFAULT_CATALOG, CatalogError, apply_catalog, load_catalog
-from server.cli import models, run
+from server.cli import models, perf, run
 from server.cli.client import Client, ServerError, ServerUnavailable
 from server.cli.display import Progress, table
 from server.errors import ApiError, SettingsError
@@ -118,6 +118,7 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=serve)
     models.add_parsers(sub)
     run.add_parsers(sub)
+    perf.add_parsers(sub)
     sub.add_parser(
         "conformance",
         help="Check Ollama API parity of a server (corral conformance --help)",

@@ -1,0 +1,88 @@
+"""``corral perf capacity`` and ``corral perf compare`` end to end against fake servers with a known limit."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from perf.compare import CompareError, merge, parse_target, table_rows
+from perf.records import read_records
+from server.cli import main
+
+from .conftest import FakeServer
+
+
+def test_capacity_finds_the_slot_limit(tmp_path: Path, fake_server: Callable[..., FakeServer]) -> None:
+    """Two slots, 8 tokens at 10 ms after a 20 ms TTFT (about 100 ms a request): a third user waits for a slot,
+    so TTFT p95 passes 60 ms only up to 2 users."""
+    server = fake_server("--slots", "2", "--ttft-ms", "20", "--itl-ms", "10")
+    out = io.StringIO()
+    code = main(
+        ["perf", "capacity", "--url", server.url, "--model", "fake", "--slo", "ttft_p95=60ms,errors=1%",
+         "--output-tokens", "8", "--max-users", "4", "--repeats", "2", "--warmup", "1s", "--min-hold", "2s",
+         "--max-hold", "6s", "--min-requests", "20", "--target", "users=10", "--stack", "gpu", "--num-parallel", "2",
+         "--out", str(tmp_path)],
+        out=out,
+    )  # fmt: skip
+    assert code == 0, out.getvalue()
+    capacity = json.loads((tmp_path / "capacity.json").read_text())
+    assert capacity["max_users_per_replica"] == 2
+    assert capacity["first_fail"] == 3 and capacity["first_fail_slo"] == "ttft_p95"
+    assert capacity["binding_slo"] == "ttft_p95"
+    assert capacity["plans"][0]["replicas"] == 8  # 10 / (2 * 0.75) = 6.7 -> 7, +1
+    with open(tmp_path / "levels.csv") as fh:
+        levels = list(csv.DictReader(fh))
+    assert [(int(r["users"]), r["verdict"]) for r in levels][:3] == [(1, "pass"), (2, "pass"), (4, "fail")]
+    assert all(float(r["locust_cpu_pct"]) < 70 for r in levels)
+    records = list(read_records(tmp_path / "requests.jsonl.gz"))
+    assert {r.users for r in records} == {1, 2, 3, 4}
+    for name in ("run.json", "capacity.png", "tradeoff.png", "report.md", "Pulumi.gpu.snippet.yaml"):
+        assert (tmp_path / name).stat().st_size > 0, name
+    assert "corral:replicas: 8" in (tmp_path / "Pulumi.gpu.snippet.yaml").read_text()
+    assert "Max users per replica: 2" in out.getvalue()
+    assert "target users=10: 8 replicas" in out.getvalue()
+
+
+def test_compare_two_servers(tmp_path: Path, fake_server: Callable[..., FakeServer]) -> None:
+    fast = fake_server("--ttft-ms", "20", "--itl-ms", "10")
+    slow = fake_server("--ttft-ms", "20", "--itl-ms", "20")
+    out = io.StringIO()
+    code = main(
+        ["perf", "compare", "--model", "fake", "--target", f"fast={fast.url}", "--target", f"slow=openai@{slow.url}",
+         "--users", "1,2", "--duration", "3s", "--warmup", "1s", "--rounds", "1", "--output-tokens", "16",
+         "--out", str(tmp_path)],
+        out=out,
+    )  # fmt: skip
+    assert code == 0, out.getvalue()
+    data = json.loads((tmp_path / "compare.json").read_text())
+    rows = {(r["target"], r["users"]): r for r in data["rows"]}
+    assert set(rows) == {("fast", 1), ("fast", 2), ("slow", 1), ("slow", 2)}
+    ratio = rows[("slow", 2)]["out_tok_s"] / rows[("fast", 2)]["out_tok_s"]
+    assert 0.4 < ratio < 0.75  # twice the ITL: a bit more than half the tokens/s
+    assert rows[("slow", 1)]["itl_p50"] == pytest.approx(20, abs=2)
+    assert [r[0] for r in table_rows(data)] == ["fast", "slow", "fast", "slow"]
+    merged = merge([tmp_path / "compare.json", tmp_path / "compare.json"])
+    assert len(merged["rows"]) == 8
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("corral=http://127.0.0.1:11434", ("corral", "http://127.0.0.1:11434", "chat", None)),
+        ("llama=openai@http://127.0.0.1:8080/#smol", ("llama", "http://127.0.0.1:8080", "openai-chat", "smol")),
+    ],
+)
+def test_parse_target(text: str, expected: tuple[str, str, str, str | None]) -> None:
+    t = parse_target(text)
+    assert (t.server.name, t.server.url, t.server.api.name, t.model) == expected
+
+
+@pytest.mark.parametrize("text", ["http://x", "a=grpc@http://x", "a=ftp://x", "=http://x"])
+def test_parse_target_rejects(text: str) -> None:
+    with pytest.raises(CompareError):
+        parse_target(text)
