@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from perf import capacity_report
+from perf.apis import api_named
 from perf.planner import OperatingPoint, Plan, Target, plan
 from perf.records import RequestRecord, write_records
 from perf.run import workload_arguments
@@ -187,6 +188,7 @@ LEVEL_COLUMNS = [
     "ttft_p50", "ttft_p95", "ttft_p99", "ttft_p95_lo", "ttft_p95_hi",
     "itl_p50", "itl_p95", "itl_p99", "itl_p95_lo", "itl_p95_hi",
     "tpot_p50", "tpot_p95", "e2e_p50", "e2e_p95", "goodput", "verdict", "locust_cpu_pct",
+    "window_start", "window_end",
 ]  # fmt: skip
 
 
@@ -197,6 +199,7 @@ def level_row(m: Measurement) -> dict[str, Any]:
         "errors": s.errors, "err_rate": round(s.error_rate, 4), "req_s": round(s.req_s, 3),
         "out_tok_s": round(s.out_tok_s, 1), "goodput": round(m.goodput, 3), "verdict": m.verdict,
         "locust_cpu_pct": round(m.client_cpu_pct, 1),
+        "window_start": round(m.window[0], 6), "window_end": round(m.window[1], 6),
     }  # fmt: skip
     for metric in ("ttft", "itl", "tpot", "e2e"):
         d = s.metric(metric)
@@ -251,3 +254,28 @@ def _cpus() -> int:
     import os
 
     return os.cpu_count() or 0
+
+
+def replay(directory: Path, slos: Sequence[Slo], max_users: int, repeats: int) -> SearchResult:
+    """Run the search again on a finished run's recorded samples (``levels.csv`` for the windows and the
+    client's CPU, ``requests.jsonl.gz`` for the requests), judging them with ``slos``. Raises PerfError when the
+    search asks for a measurement the run did not make (other SLOs can lead it elsewhere)."""
+    from perf.records import read_records
+
+    by_level: dict[tuple[int, int], list[RequestRecord]] = {}
+    for record in read_records(directory / "requests.jsonl.gz"):
+        by_level.setdefault((record.users, record.repeat), []).append(record)
+    with open(directory / "levels.csv", newline="", encoding="utf-8") as fh:
+        rows = {(int(r["users"]), int(r["repeat"])): r for r in csv.DictReader(fh)}
+    judge_level = LevelRunner(Server("replay", "", api_named("chat")), Workload(""), slos, Hold(), lambda _: None).judge
+
+    def measure(users: int, repeat: int) -> Measurement:
+        row = rows.get((users, repeat))
+        if row is None:
+            raise PerfError(f"the recorded run has no measurement of {users} users, repeat {repeat}")
+        window = (float(row["window_start"]), float(row["window_end"]))
+        cpu = float(row["locust_cpu_pct"])
+        invalid = row["verdict"] == INVALID  # CPU over the limit, or Locust's own CPU warning fired
+        return judge_level(users, repeat, by_level.get((users, repeat), []), window, cpu, invalid)
+
+    return CapacitySearch(measure, max_users=max_users, repeats=repeats).run()

@@ -17,7 +17,9 @@ def summary(result: CapacityResult) -> dict[str, Any]:
     """The content of capacity.json."""
     search, spec = result.search, result.spec
     rows = level_table(search)
-    bound, margins = binding(search)
+    closest, margins = binding(search)
+    # The SLO that binds is the one that broke at the first failing level; without one, the closest to its limit.
+    bound = first_fail_reason(search) or closest
     k = knee([r["users"] for r in rows], [r["out_tok_s"] for r in rows])
     return {
         "max_users_per_replica": search.max_users,
@@ -74,8 +76,8 @@ def verdict_line(data: dict[str, Any]) -> str:
     text = f"**Max users per replica: {data['max_users_per_replica']}**"
     if data["binding_slo"]:
         text += f" (binding SLO: {data['binding_slo']}"
-        if data["first_fail"] is not None:
-            text += f"; first failure at {data['first_fail']} users on {data['first_fail_slo']}"
+        if data["first_fail"] is not None and data["first_fail_slo"]:
+            text += f", broken at {data['first_fail']} users"
         text += ")"
     if not data["bracketed"]:
         text += "; every level up to the search's maximum passed"

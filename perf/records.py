@@ -57,7 +57,13 @@ class RequestRecord:
         return sum(self.gaps_ms) / (self.output_tokens - 1)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Plain JSON data; durations rounded to the microsecond, ``t_send`` too (the clocks are no finer)."""
+        data = asdict(self)
+        data["t_send"] = round(self.t_send, 6)
+        data["e2e_ms"] = round(self.e2e_ms, 3)
+        data["ttft_ms"] = None if self.ttft_ms is None else round(self.ttft_ms, 3)
+        data["gaps_ms"] = [round(g, 3) for g in self.gaps_ms]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RequestRecord:

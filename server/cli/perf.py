@@ -8,6 +8,7 @@ processes; this module never imports it.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -227,6 +228,10 @@ def perf_compare(client: object, args: argparse.Namespace, out: TextIO) -> int:
     try:
         if args.merge:
             data = compare.merge([Path(p) for p in args.merge])
+            if args.out:
+                Path(args.out).mkdir(parents=True, exist_ok=True)
+                (Path(args.out) / "compare.json").write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+                (Path(args.out) / "compare.md").write_text(compare.markdown(data), encoding="utf-8")
         else:
             targets = [compare.parse_target(t) for t in args.target]
             if not targets:

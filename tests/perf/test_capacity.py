@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from perf.capacity import replay
 from perf.compare import CompareError, merge, parse_target, table_rows
 from perf.records import read_records
+from perf.slo import parse_slos
 from server.cli import main
 
 from .conftest import FakeServer
@@ -37,7 +39,12 @@ def test_capacity_finds_the_slot_limit(tmp_path: Path, fake_server: Callable[...
     assert capacity["plans"][0]["replicas"] == 8  # 10 / (2 * 0.75) = 6.7 -> 7, +1
     with open(tmp_path / "levels.csv") as fh:
         levels = list(csv.DictReader(fh))
-    assert [(int(r["users"]), r["verdict"]) for r in levels][:3] == [(1, "pass"), (2, "pass"), (4, "fail")]
+    assert [(r["users"], r["verdict"]) for r in capacity["levels"]] == [
+        (1, "pass"),
+        (2, "pass"),
+        (3, "fail"),
+        (4, "fail"),
+    ]
     assert all(float(r["locust_cpu_pct"]) < 70 for r in levels)
     records = list(read_records(tmp_path / "requests.jsonl.gz"))
     assert {r.users for r in records} == {1, 2, 3, 4}
@@ -46,6 +53,10 @@ def test_capacity_finds_the_slot_limit(tmp_path: Path, fake_server: Callable[...
     assert "corral:replicas: 8" in (tmp_path / "Pulumi.gpu.snippet.yaml").read_text()
     assert "Max users per replica: 2" in out.getvalue()
     assert "target users=10: 8 replicas" in out.getvalue()
+    # The planner on the recorded samples: the same verdicts, measurement by measurement.
+    replayed = replay(tmp_path, parse_slos("ttft_p95=60ms,errors=1%"), max_users=4, repeats=2)
+    assert (replayed.max_users, replayed.first_fail) == (2, 3)
+    assert [(m.users, m.verdict) for m in replayed.order] == [(int(r["users"]), r["verdict"]) for r in levels]
 
 
 def test_compare_two_servers(tmp_path: Path, fake_server: Callable[..., FakeServer]) -> None:

@@ -75,4 +75,4 @@ def test_errors_slo_and_goodput() -> None:
 def test_records_round_trip(tmp_path) -> None:  # type: ignore[no-untyped-def]
     data = records(5, errors=1)
     assert write_records(tmp_path / "r.jsonl.gz", data) == 5
-    assert list(read_records(tmp_path / "r.jsonl.gz")) == data
+    assert [r.to_dict() for r in read_records(tmp_path / "r.jsonl.gz")] == [r.to_dict() for r in data]
