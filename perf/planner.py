@@ -201,11 +201,17 @@ def first_fail_reason(result: SearchResult) -> str | None:
 
 
 def stack_snippet(stack: str, replicas: int, num_parallel: int | None) -> str:
-    """The ``stacks/Pulumi.<stack>.yaml`` settings this plan asks for (replicas, slots, autoscaling bounds:
-    the plan as the floor, twice the load's replicas as the ceiling)."""
+    """The ``stacks/Pulumi.<stack>.yaml`` settings this plan asks for: ``replicas`` and ``num_parallel``, and
+    the autoscaling bounds as the alternative (the plan as the floor, twice that as the ceiling), commented out
+    because a stack sets either a fixed count or an autoscaler, never both."""
     lines = [f"# corral perf capacity: settings for stacks/Pulumi.{stack}.yaml", "config:"]
     lines.append(f"  corral:replicas: {replicas}")
     if num_parallel:
-        lines.append(f"  corral:numParallel: {num_parallel}")
-    lines += ["  corral:autoscaling:", f"    minReplicas: {replicas}", f"    maxReplicas: {2 * replicas}"]
+        lines.append(f"  corral:num_parallel: {num_parallel}")
+    lines += [
+        "  # or, with an autoscaler instead of a fixed count (then leave corral:replicas out):",
+        "  # corral:autoscaling:",
+        f"  #   min_replicas: {replicas}",
+        f"  #   max_replicas: {2 * replicas}",
+    ]
     return "\n".join(lines) + "\n"

@@ -118,7 +118,8 @@ def test_replica_plans() -> None:
     with pytest.raises(PlanError, match="headroom"):
         plan(Target.parse("users=1"), point, headroom=1.0)
     snippet = stack_snippet("gpu", 46, 4)
-    assert "corral:replicas: 46" in snippet and "corral:numParallel: 4" in snippet and "maxReplicas: 92" in snippet
+    assert "corral:replicas: 46" in snippet and "corral:num_parallel: 4" in snippet
+    assert "#   max_replicas: 92" in snippet
 
 
 def test_operating_point_medians() -> None:
