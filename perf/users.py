@@ -75,7 +75,7 @@ class StreamUser(FastHttpUser):
         self.itl_rows = not getattr(options, "no_itl_rows", False)
         self.target = getattr(options, "target_name", "")
         self.sent = 0
-        self.prefix = f"{os.getpid()}.{id(self) % 1_000_000}"
+        self.prefix = f"{os.getpid()}.{id(self):x}"  # unique per live user in this process
 
     @task
     def request(self) -> None:

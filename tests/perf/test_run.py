@@ -155,3 +155,25 @@ def test_real_server_short_run(tmp_path: Path, corral_server: str) -> None:
     assert all(r.prompt_tokens is not None and r.prompt_tokens > 64 for r in records)
     assert summary["server"]["version"]["version"]
     assert summary["slo"][0]["verdict"] == "fail"
+
+
+def test_plain_locust_slo_gate(tmp_path: Path, fake_server: Callable[..., FakeServer]) -> None:
+    """The locustfile alone (``locust -f perf/locustfile.py``) gates on --slo with exit code 3."""
+    import subprocess
+    import sys
+
+    server = fake_server("--ttft-ms", "30", "--itl-ms", "5")
+    command = [
+        sys.executable, "-m", "locust", "-f", "perf/locustfile.py", "OpenAIChatUser", "--headless", "-u", "2",
+        "-r", "2", "-t", "3s", "-H", server.url, "--model", "fake", "--output-tokens", "8", "--only-summary",
+        "--records-dir", str(tmp_path),
+    ]  # fmt: skip
+    repo = Path(__file__).resolve().parents[2]
+    broken = subprocess.run([*command, "--slo", "ttft_p95=5ms"], cwd=repo, capture_output=True, text=True, timeout=120)
+    assert broken.returncode == 3, broken.stdout + broken.stderr
+    assert "SLO broken for openai-chat: TTFT p95 ≤ 5 ms" in broken.stdout + broken.stderr
+    held = subprocess.run(
+        [*command, "--slo", "ttft_p95=2s,errors=1%"], cwd=repo, capture_output=True, text=True, timeout=120
+    )
+    assert held.returncode == 0, held.stdout + held.stderr
+    assert list(tmp_path.glob("records-*.jsonl"))
