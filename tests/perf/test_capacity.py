@@ -12,6 +12,7 @@ import pytest
 
 from perf.capacity import replay
 from perf.compare import CompareError, merge, parse_target, table_rows
+from perf.planner import OperatingPoint, Target, plan
 from perf.records import read_records
 from perf.slo import parse_slos
 from server.cli import main
@@ -97,3 +98,26 @@ def test_parse_target(text: str, expected: tuple[str, str, str, str | None]) -> 
 def test_parse_target_rejects(text: str) -> None:
     with pytest.raises(CompareError):
         parse_target(text)
+
+
+def test_planner_on_a_recorded_run() -> None:
+    """A real `corral perf capacity` run (smollm2:135m, OLLAMA_NUM_PARALLEL=4, on the 2-core development machine)
+    replayed from its recorded requests: the search reaches the same answer through the same measurements, and
+    the planner's numbers match what the run reported."""
+    recorded = Path(__file__).parent / "data" / "capacity-smollm2"
+    run = json.loads((recorded / "run.json").read_text())
+    reported = json.loads((recorded / "capacity.json").read_text())
+    slos = parse_slos(
+        ",".join(f"{s['name']}={s['limit']}" + ("" if s["name"] == "errors" else "ms") for s in run["slos"])
+    )
+    result = replay(recorded, slos, max_users=run["search"]["max_users"], repeats=run["search"]["repeats"])
+    assert result.max_users == reported["max_users_per_replica"] == 2
+    assert result.first_fail == reported["first_fail"] == 3
+    with open(recorded / "levels.csv") as fh:
+        assert [(m.users, m.verdict) for m in result.order] == [
+            (int(r["users"]), r["verdict"]) for r in csv.DictReader(fh)
+        ]
+    point = OperatingPoint.at(result)
+    assert point is not None
+    assert point.out_tok_s == pytest.approx(reported["at_max"]["out_tok_s"])
+    assert plan(Target.parse("users=200"), point).replicas == reported["plans"][0]["replicas"]

@@ -143,16 +143,16 @@ def test_unreachable_server(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
 def test_real_server_short_run(tmp_path: Path, corral_server: str) -> None:
     """The CI run: 2 users for 15 s against corral serve (smollm2:135m); a broken SLO exits 3 and the metrics
     are those of a real stream."""
-    short = ("--users", "2", "--duration", "15s", "--warmup", "3s", "--output-tokens", "32", "--input-words", "64")
+    short = ("--users", "2", "--duration", "15s", "--warmup", "3s", "--output-tokens", "16", "--input-words", "16")
     code, text = perf_run(tmp_path, corral_server, *short, "--slo", "ttft_p95=1ms", model="smollm2:135m")
     assert code == 3, text
     summary = json.loads((tmp_path / "summary.json").read_text())
     s = summary["summary"]
-    assert s["requests"] >= 4 and s["errors"] == 0
+    assert s["requests"] >= 2 and s["errors"] == 0
     assert s["out_tok_s"] > 0 and s["ttft"]["p50"] > 0 and s["itl"]["count"] > 0
     records = list(read_records(tmp_path / "requests.jsonl.gz"))
-    assert all(r.tokens_from_server and 0 < r.output_tokens <= 32 for r in records)
-    assert all(r.prompt_tokens is not None and r.prompt_tokens > 64 for r in records)
+    assert all(r.tokens_from_server and 0 < r.output_tokens <= 16 for r in records)
+    assert all(r.prompt_tokens is not None and r.prompt_tokens > 16 for r in records)
     assert summary["server"]["version"]["version"]
     assert summary["slo"][0]["verdict"] == "fail"
 
