@@ -15,7 +15,7 @@ from typing import TextIO
 
 from server import __version__
 from server.catalog import DEFAULT_CATALOG, CatalogError, apply_catalog, load_catalog
-from server.cli import models, registry, run
+from server.cli import models, perf, registry, run
 from server.cli.client import Client, ServerError, ServerUnavailable
 from server.cli.display import Progress, table
 from server.errors import ApiError, SettingsError
@@ -124,6 +124,7 @@ def _parser() -> argparse.ArgumentParser:
     models.add_parsers(sub)
     run.add_parsers(sub)
     registry.add_parsers(sub)
+    perf.add_parsers(sub)
     sub.add_parser(
         "conformance",
         help="Check Ollama API parity of a server (corral conformance --help)",
