@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -136,7 +137,7 @@ def main() -> int:
     return 0 if ratio >= args.bar else 1
 
 
-def _median(rows: list[tuple[float, ...]], column: int) -> float:
+def _median(rows: Sequence[tuple[float, ...]], column: int) -> float:
     return statistics.median(row[column] for row in rows)
 
 

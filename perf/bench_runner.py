@@ -87,7 +87,10 @@ def main() -> None:
     remote: list[tuple[float, float]] = []
     for r in range(args.rounds):
         # Alternate which side goes first, so neither always runs on a warmer (or busier) machine.
-        sides = [(EngineModel.load, local, "l"), (RemoteModel.load, remote, "r")]
+        sides: list[tuple[Callable[[LoadParams], Any], list[tuple[float, float]], str]] = [
+            (EngineModel.load, local, "l"),
+            (RemoteModel.load, remote, "r"),
+        ]
         for load, out, tag in sides if r % 2 == 0 else reversed(sides):
             out.append(measure(load, params, sampling, args.streams, f"[{tag}{r}] "))
     rows = [

@@ -71,6 +71,7 @@ def test_modelfiles_must_sit_next_to_the_catalog(tmp_path: Path) -> None:
 
 def test_a_registry_entry_cannot_be_sized_and_says_what_to_do(tmp_path: Path) -> None:
     folder = _copy_catalog(tmp_path)
-    (folder / "catalog.yaml").write_text("models:\n  - name: mirrored:1b\n    from: registry.internal:5000/library/x:1b\n")
-    with pytest.raises(SizingError, match="comes from a registry .* give the entry a Modelfile"):
+    entry = "  - name: mirrored:1b\n    from: registry.internal:5000/library/x:1b\n"
+    (folder / "catalog.yaml").write_text("models:\n" + entry)
+    with pytest.raises(SizingError, match=r"comes from a registry .* give the entry a Modelfile"):
         read_catalog(folder / "catalog.yaml")
