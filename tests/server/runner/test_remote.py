@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -126,6 +127,9 @@ def test_close_stops_the_process_and_an_orphaned_runner_exits(smollm2_path: Path
     model.close()
     assert not pid_alive(pid)
     orphan = RemoteModel.load(params(smollm2_path))
-    orphan._conn.close()  # what the runner sees when the API process dies
+    # What the runner sees when the API process dies: its end of the socket pair is shut down.
+    peer = socket.socket(fileno=os.dup(orphan._conn.fileno()))
+    peer.shutdown(socket.SHUT_RDWR)
+    peer.close()
     wait_for(lambda: orphan._process.poll() is not None)
     assert not pid_alive(orphan.pid)
