@@ -18,32 +18,20 @@ from __future__ import annotations
 from typing import Protocol
 
 from server.engine import EventStream, SamplingParams
+from server.scheduler import Runner
 
 from .remote import RemoteModel
 
 __all__ = ["ModelRunner", "RemoteModel"]
 
 
-class ModelRunner(Protocol):
-    """What the inference service uses of a loaded model: a :class:`RemoteModel`, or an in-process
-    :class:`~server.engine.EngineModel` (benchmarks, and tests that need the engine's seams)."""
-
-    @property
-    def alive(self) -> bool: ...
-
-    @property
-    def context_length(self) -> int: ...
-
-    @property
-    def size_bytes(self) -> int: ...
-
-    @property
-    def vram_bytes(self) -> int: ...
+class ModelRunner(Runner, Protocol):
+    """What the inference service uses of a loaded model (besides what the scheduler needs of any runner): a
+    :class:`RemoteModel`, or an in-process :class:`~server.engine.EngineModel` (benchmarks, and tests that need
+    the engine's seams)."""
 
     def tokenize(self, text: str, *, add_special: bool = True) -> list[int]: ...
 
     def generate(self, tokens: list[int], sampling: SamplingParams) -> EventStream: ...
 
     async def embed(self, texts: list[str], truncate: bool = True) -> tuple[list[list[float]], int]: ...
-
-    def close(self) -> None: ...
