@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -52,7 +51,6 @@ class ComputeThread:
         self._workers: list[Worker] = []
         self._jobs: deque[tuple[Callable[[], Any], Future[Any]]] = deque()
         self._stopping = False
-        self._busy_since = 0.0  # monotonic time the current step or job batch began; 0 while waiting
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -107,14 +105,6 @@ class ComputeThread:
         if threading.current_thread() is not self._thread:
             self._thread.join()
 
-    @property
-    def idle_or_progressing(self) -> bool:
-        """False when the thread has died or one step or job has run for over a minute (a wedged thread)."""
-        if not self._thread.is_alive():
-            return self._stopping
-        busy_since = self._busy_since
-        return busy_since == 0.0 or time.monotonic() - busy_since < 60.0
-
     def _run(self) -> None:
         ready: list[Worker] = []
         while True:
@@ -125,7 +115,6 @@ class ComputeThread:
                         self.lock.wait()
                 jobs, self._jobs = list(self._jobs), deque()
                 stopping = self._stopping
-            self._busy_since = time.monotonic()
             self._run_jobs(jobs)
             if stopping:
                 return
@@ -134,7 +123,6 @@ class ComputeThread:
                     ready = self._ready()
             for worker in ready:
                 self._step(worker)
-            self._busy_since = 0.0
             with self.lock:
                 ready = self._ready()
 

@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import itertools
 import logging
-import os
 import signal
 import subprocess
 import sys
@@ -270,12 +269,3 @@ def _exit(code: int | None) -> str:
         except ValueError:
             return f"killed by signal {-code}"
     return f"exit status {code}"
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process with ``pid`` exists (tests use it to check that runners do not outlive servers)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True

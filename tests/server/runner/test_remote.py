@@ -17,7 +17,6 @@ import pytest
 from server.engine import Done, EngineModel, LoadParams, SamplingParams, Token
 from server.errors import BadRequest, InternalError, InvalidOption, ModelLoadFailed
 from server.runner import RemoteModel
-from server.runner.remote import pid_alive
 
 pytestmark = pytest.mark.slow
 
@@ -45,6 +44,14 @@ async def drain(model: Any, tokens: list[int], **options: Any) -> tuple[str, Don
             else:
                 return text, event
     raise AssertionError("no Done")
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def wait_for(condition: Any, timeout: float = 60.0) -> None:
