@@ -1,5 +1,5 @@
 """Property: whatever one client sends, another client's greedy stream beside it is exactly its alone output,
-and the API keeps answering ``GET /`` quickly.
+and the API keeps answering ``GET /`` quickly (inference never runs on the API's event loop).
 
 Hypothesis generates the attacker's requests (any endpoint, options of every kind and type, formats, contexts,
 keep-alives, malformed bodies) for a bounded number of examples, derandomized so CI is repeatable. A victim
@@ -44,7 +44,11 @@ ENDPOINTS = [
     "/api/show",
     "/api/tokenize",
 ]
-PING_LIMIT_S = 0.1
+# Limits on GET / while inference runs beside it. Compute on the event loop would stall most pings for a whole
+# decode step or prefill; a noisy CI machine stalls a rare one for a scheduling slice. So the typical ping must be
+# fast and no ping may wait as long as a prefill would hold the loop.
+PING_P90_LIMIT_S = 0.1
+PING_WORST_LIMIT_S = 2.0
 
 json_scalars = (
     st.none()
@@ -127,11 +131,11 @@ class Victim:
 
 
 class Pinger:
-    """``GET /`` every 20 ms; remembers the slowest answer."""
+    """``GET /`` every 20 ms; remembers how long each answer took."""
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.worst = 0.0
+        self.seconds: list[float] = []
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
@@ -140,7 +144,11 @@ class Pinger:
             while not self.stop.wait(0.02):
                 started = time.perf_counter()
                 assert client.get("/").status_code == 200
-                self.worst = max(self.worst, time.perf_counter() - started)
+                self.seconds.append(time.perf_counter() - started)
+
+    def percentile(self, fraction: float) -> float:
+        ordered = sorted(self.seconds)
+        return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 def stream_text(client: httpx.Client) -> str:
@@ -196,4 +204,7 @@ def test_the_victim_ran_and_the_api_stayed_responsive(arena: tuple[LiveServer, V
     while victim.runs == runs and time.monotonic() < deadline:
         time.sleep(0.05)
     assert victim.runs > runs and not victim.failures, victim.failures
-    assert pinger.worst < PING_LIMIT_S, f"GET / took {pinger.worst * 1000:.0f} ms"
+    assert pinger.seconds, "the pinger never got an answer"
+    p90, worst = pinger.percentile(0.9), max(pinger.seconds)
+    summary = f"GET / over {len(pinger.seconds)} pings: p90 {p90 * 1000:.0f} ms, worst {worst * 1000:.0f} ms"
+    assert p90 < PING_P90_LIMIT_S and worst < PING_WORST_LIMIT_S, summary
