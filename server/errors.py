@@ -17,8 +17,10 @@ Hierarchy::
         ├── NotFound (404)
         │   ├── ModelNotFound
         │   └── BlobNotFound
+        ├── Unauthorized (401)       API keys are on and the request has none, or a wrong one
         ├── RequestCanceled (499)    the client went away while the request waited
         ├── ServerBusy (503)         the waiting queue is full
+        ├── ShuttingDown (503)       the server is draining: new work is refused, work left at the deadline ends
         ├── Unsupported (501)        an Ollama feature Corral does not have
         └── InternalError (500)
             ├── ModelLoadFailed      llama.cpp could not load the file
@@ -43,6 +45,8 @@ class ApiError(CorralError):
 
     status_code: ClassVar[int] = 500
     openai_type: ClassVar[str] = "api_error"
+    # Extra response headers the renderers send with this error (Retry-After, WWW-Authenticate).
+    headers: ClassVar[dict[str, str]] = {}
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -117,6 +121,14 @@ class BlobNotFound(NotFound):
     pass
 
 
+class Unauthorized(ApiError):
+    """A missing or wrong API key (``CORRAL_API_KEYS``). Never carries the key itself."""
+
+    status_code = 401
+    openai_type = "invalid_request_error"
+    headers: ClassVar[dict[str, str]] = {"WWW-Authenticate": "Bearer"}
+
+
 class RequestCanceled(ApiError):
     status_code = 499
 
@@ -128,6 +140,17 @@ class ServerBusy(ApiError):
     status_code = 503
 
     def __init__(self, message: str = "server busy, please try again.  maximum pending requests exceeded") -> None:
+        super().__init__(message)
+
+
+class ShuttingDown(ApiError):
+    """The server received SIGTERM: new work goes to another replica; work still running at the drain deadline
+    ends with this error."""
+
+    status_code = 503
+    headers: ClassVar[dict[str, str]] = {"Retry-After": "5"}
+
+    def __init__(self, message: str = "the server is shutting down; retry on another replica") -> None:
         super().__init__(message)
 
 

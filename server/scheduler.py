@@ -74,10 +74,11 @@ class _Entry(Generic[R, P]):
 
 
 @dataclass(frozen=True)
-class RunningModel(Generic[P]):
-    """One row of ``/api/ps``."""
+class RunningModel(Generic[R, P]):
+    """One row of ``/api/ps`` (and of ``/metrics``, ``/healthz``)."""
 
     name: str
+    runner: R
     params: P
     info: Any
     size: int
@@ -119,8 +120,12 @@ class Scheduler(Generic[R, P]):
         max_loaded: int,
         default_keep_alive: float,
         load_timeout: float = FOREVER,
+        on_load: Callable[[str, float], None] | None = None,
     ) -> None:
+        """``on_load(name, seconds)`` is called after each successful load (metrics)."""
         self._loader = loader
+        self._on_load = on_load
+        self._waiting: dict[str, int] = {}
         self.max_loaded = max(1, max_loaded)
         self.default_keep_alive = default_keep_alive
         self.load_timeout = load_timeout if load_timeout > 0 else FOREVER
@@ -134,6 +139,19 @@ class Scheduler(Generic[R, P]):
         Raises ``ModelLoadFailed`` (or the loader's typed error) when loading fails; every waiter of that load
         gets the same error. Cancellation while waiting leaves no trace.
         """
+        self._waiting[name] = self._waiting.get(name, 0) + 1
+        try:
+            return await self._acquire(name, params, keep_alive, info)
+        finally:
+            self._waiting[name] -= 1
+            if not self._waiting[name]:
+                del self._waiting[name]
+
+    def waiting(self) -> dict[str, int]:
+        """Requests waiting for a lease (a load, an eviction, a reload), by model name."""
+        return dict(self._waiting)
+
+    async def _acquire(self, name: str, params: P, keep_alive: float | None, info: Any) -> Lease[R]:
         while True:
             async with self._changed:
                 entry = self._entries.get(name)
@@ -185,7 +203,7 @@ class Scheduler(Generic[R, P]):
                 await self._unload(entry)
             return True
 
-    def running(self) -> list[RunningModel[P]]:
+    def running(self) -> list[RunningModel[R, P]]:
         """Loaded models for ``/api/ps``, the one expiring last first."""
         now = datetime.now(UTC)
         rows = []
@@ -196,6 +214,7 @@ class Scheduler(Generic[R, P]):
             rows.append(
                 RunningModel(
                     name=entry.name,
+                    runner=entry.runner,
                     params=entry.params,
                     info=entry.info,
                     size=entry.runner.size_bytes,
@@ -258,10 +277,13 @@ class Scheduler(Generic[R, P]):
             entry.ready.set_exception(error)
             entry.ready.exception()  # mark retrieved: waiters may all have gone away
             return
+        seconds = time.monotonic() - started
         async with self._changed:
             entry.runner = runner
-            log.info("loaded %s in %.2fs", entry.name, time.monotonic() - started)
+            log.info("loaded %s in %.2fs", entry.name, seconds)
             self._changed.notify_all()
+        if self._on_load is not None:
+            self._on_load(entry.name, seconds)
         entry.ready.set_result(runner)
 
     def _close_abandoned(self, task: asyncio.Future[R]) -> None:

@@ -174,6 +174,28 @@ def _models_dir(value: str) -> Path:
     return Path(value).expanduser()
 
 
+def _keys(value: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in value.split(",") if item.strip())
+
+
+def _seconds(value: str) -> float:
+    """A Go duration (``30s``, ``2m``) or a number of seconds; never negative."""
+    try:
+        seconds = parse_duration(value)
+    except ValueError:
+        seconds = float(value)
+    if seconds < 0 or not math.isfinite(seconds):
+        raise ValueError("must be a non-negative duration such as 30s")
+    return seconds
+
+
+def _log_format(value: str) -> str:
+    kind = value.lower()
+    if kind not in {"text", "json"}:
+        raise ValueError("must be text or json")
+    return kind
+
+
 @dataclass(frozen=True)
 class _Var:
     env: str
@@ -235,6 +257,35 @@ class Settings:
         _dirs,
         (),
         "Server directories a client's legacy Modelfile may name in FROM/ADAPTER (comma list; default none)",
+    )
+
+    api_keys: tuple[str, ...] = field(
+        default=(),
+        repr=False,
+        metadata={
+            "var": _Var(
+                "CORRAL_API_KEYS", _keys, "API keys (comma list): every request then needs Authorization: Bearer <key>"
+            )
+        },
+    )
+    api_keys_file: Path | None = _var(
+        "CORRAL_API_KEYS_FILE", _models_dir, None, "File of API keys, one per line (re-read when it changes)"
+    )
+    metrics: bool = _var("CORRAL_METRICS", parse_bool, True, "Serve Prometheus metrics on /metrics")
+    metrics_auth: bool = _var(
+        "CORRAL_METRICS_AUTH", parse_bool, False, "With API keys on, /metrics needs a key too (default: open)"
+    )
+    drain_timeout: float = _var(
+        "CORRAL_DRAIN_TIMEOUT", _seconds, 30.0, "On SIGTERM, how long running requests may finish (seconds)"
+    )
+    step_timeout: float = _var(
+        "CORRAL_STEP_TIMEOUT", _seconds, 120.0, "A compute step running longer fails /healthz (seconds)"
+    )
+    log_format: str = _var("CORRAL_LOG_FORMAT", _log_format, "text", "Request log lines: text or json")
+    api_key: str = field(
+        default="",
+        repr=False,
+        metadata={"var": _Var("OLLAMA_API_KEY", str, "Key the corral CLI sends (Authorization: Bearer)")},
     )
 
     @classmethod

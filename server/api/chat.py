@@ -9,7 +9,7 @@ from server.protocol import ollama as api
 from server.protocol.base import parse_body
 from server.streaming import inference_response
 
-from .deps import inference
+from .deps import inference, record
 
 router = APIRouter()
 
@@ -17,4 +17,5 @@ router = APIRouter()
 @router.post("/api/chat")
 async def chat(request: Request) -> Response:
     body = parse_body(api.ChatRequest, await request.body())
-    return await inference_response(request, inference(request).chat(body), stream=body.stream is not False)
+    items = inference(request).chat(body, record(request))
+    return await inference_response(request, items, stream=body.stream is not False)

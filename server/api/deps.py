@@ -7,6 +7,7 @@ from fastapi import Request
 from server.service.inference import Inference
 from server.settings import Settings
 from server.store.store import Store
+from server.telemetry.record import RequestRecord, scope_record
 
 
 def store(request: Request) -> Store:
@@ -22,3 +23,8 @@ def settings(request: Request) -> Settings:
 def inference(request: Request) -> Inference:
     result: Inference = request.app.state.inference
     return result
+
+
+def record(request: Request) -> RequestRecord:
+    """What the request log and metrics will say of this request (filled in by the service)."""
+    return scope_record(request.scope)

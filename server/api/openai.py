@@ -25,7 +25,7 @@ from server.protocol.base import GoJSONResponse, WireModel, parse_body
 from server.service import management
 from server.streaming import collect, first_item, sse_done, sse_event
 
-from .deps import inference, store
+from .deps import inference, record, store
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -54,7 +54,7 @@ async def _parse(model: type[M], request: Request) -> M:
 @router.post("/v1/chat/completions")
 async def chat_completions(request: Request) -> Response:
     body = await _parse(oai.ChatCompletionRequest, request)
-    items = inference(request).chat(compat.from_chat_completion_request(body))
+    items = inference(request).chat(compat.from_chat_completion_request(body), record(request))
     first = await first_item(request, items)
     if not body.stream:
         reply = await while_connected(request, collect(first, items))
@@ -69,7 +69,7 @@ async def completions(request: Request) -> Response:
     body = await _parse(oai.CompletionRequest, request)
     native = compat.from_completion_request(body)
     echo = native.prompt if body.echo else ""
-    items = inference(request).generate(native)
+    items = inference(request).generate(native, record(request))
     first = await first_item(request, items)
     if not body.stream:
         reply = await while_connected(request, collect(first, items))
@@ -82,7 +82,7 @@ async def completions(request: Request) -> Response:
 @router.post("/v1/embeddings")
 async def embeddings(request: Request) -> Response:
     body = await _parse(oai.EmbeddingRequest, request)
-    native = await inference(request).embed(compat.from_embedding_request(body))
+    native = await inference(request).embed(compat.from_embedding_request(body), record(request))
     return OpenAIJSONResponse(compat.to_embedding_list(native, model=body.model, encoding_format=body.encoding_format))
 
 

@@ -58,7 +58,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
         except CatalogError as exc:
             print(f"Error: {exc}", file=sys.stderr)
             return 1
-    client = Client(settings.host.url)
+    client = Client(settings.host.url, api_key=settings.api_key)
     try:
         return int(args.handler(client, args, out))
     except ServerUnavailable as exc:
@@ -76,15 +76,10 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
 
 
 def serve(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
-    """Run the HTTP server in the foreground on ``OLLAMA_HOST``."""
-    import uvicorn
+    """Run the HTTP server in the foreground on ``OLLAMA_HOST`` (drains on SIGTERM: see server.serving)."""
+    from server.serving import serve as run_server
 
-    from server.app import create_app
-
-    app = create_app(settings)
-    host = settings.host.host or "0.0.0.0"
-    uvicorn.run(app, host=host, port=settings.host.port, log_level="debug" if settings.debug else "info")
-    return 0
+    return run_server(settings)
 
 
 def catalog_validate(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:

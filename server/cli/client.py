@@ -28,9 +28,12 @@ class ServerError(Exception):
 
 
 class Client:
-    def __init__(self, base_url: str, *, timeout: float | None = None) -> None:
+    """The CLI's HTTP client; with ``api_key`` (``OLLAMA_API_KEY``) every request carries it as a Bearer token."""
+
+    def __init__(self, base_url: str, *, timeout: float | None = None, api_key: str = "") -> None:
         self.base_url = base_url
-        self._http = httpx.Client(base_url=base_url, timeout=timeout)
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
+        self._http = httpx.Client(base_url=base_url, timeout=timeout, headers=headers)
 
     def close(self) -> None:
         self._http.close()
@@ -100,6 +103,13 @@ class Client:
 
 
 def _error_text(response: httpx.Response) -> str:
+    text = _server_text(response)
+    if response.status_code == 401:
+        text += " (the server requires an API key: set OLLAMA_API_KEY to one it accepts)"
+    return text
+
+
+def _server_text(response: httpx.Response) -> str:
     try:
         body = response.json()
     except ValueError:

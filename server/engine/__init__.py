@@ -13,6 +13,7 @@ llama.cpp compute of the process on one thread.
 """
 
 from .batching import DecodeFn
+from .clock import StepStats
 from .compute import ComputeThread
 from .events import Done, DoneReason, Event, Logprob, Token, TopLogprob
 from .model import EngineModel
@@ -30,6 +31,7 @@ __all__ = [
     "LoadParams",
     "Logprob",
     "SamplingParams",
+    "StepStats",
     "Token",
     "TopLogprob",
 ]

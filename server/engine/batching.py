@@ -439,6 +439,7 @@ class DecodeLoop:
             eval_duration_ns=end - first,
             context=tuple(run.request.tokens) + tuple(run.output),
             truncated=run.request.truncated,
+            prompt_tokens=len(run.request.tokens),
         )
         sink = run.request.sink
         self._release(slot)  # first: a consumer that sees Done sees the slot free

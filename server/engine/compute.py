@@ -21,6 +21,8 @@ from typing import Any, Protocol, TypeVar
 
 from server.errors import InternalError
 
+from .clock import StepClock
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -44,10 +46,15 @@ class Worker(Protocol):
 
 
 class ComputeThread:
-    """Runs the steps of attached workers and ad-hoc jobs, one at a time. Close it once, after its workers."""
+    """Runs the steps of attached workers and ad-hoc jobs, one at a time. Close it once, after its workers.
 
-    def __init__(self, name: str = "corral-compute") -> None:
+    With ``timed`` (the default) every step and job is timed on :attr:`clock` (``server.engine.clock``).
+    """
+
+    def __init__(self, name: str = "corral-compute", *, timed: bool = True) -> None:
         self.lock = threading.Condition()
+        self.clock = StepClock()
+        self._timed = timed
         self._workers: list[Worker] = []
         self._jobs: deque[tuple[Callable[[], Any], Future[Any]]] = deque()
         self._stopping = False
@@ -141,11 +148,16 @@ class ComputeThread:
         return ready
 
     def _step(self, worker: Worker) -> None:
+        if self._timed:
+            self.clock.begin()
         try:
             worker.step()
         except Exception:  # a bug past the step's own guards: the step's requests fail, the rest go on
             log.exception("decode step crashed")
             self._crashed(worker, detached=False)
+        finally:
+            if self._timed:
+                self.clock.end()
 
     @staticmethod
     def _crashed(worker: Worker, *, detached: bool) -> None:
@@ -154,11 +166,15 @@ class ComputeThread:
         except Exception:
             log.exception("failing the requests of a crashed step failed too")
 
-    @staticmethod
-    def _run_jobs(jobs: list[tuple[Callable[[], Any], Future[Any]]]) -> None:
+    def _run_jobs(self, jobs: list[tuple[Callable[[], Any], Future[Any]]]) -> None:
         for job, future in jobs:
             if future.set_running_or_notify_cancel():
+                if self._timed:
+                    self.clock.begin()
                 try:
                     future.set_result(job())
                 except BaseException as exc:  # handed to the caller
                     future.set_exception(exc)
+                finally:
+                    if self._timed:
+                        self.clock.end()

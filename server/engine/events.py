@@ -59,7 +59,8 @@ class Done:
     ``prompt_eval_count`` counts the prompt tokens actually evaluated (a reused prefix is not counted), as Ollama
     reports it; ``eval_count`` counts sampled tokens. Durations are nanoseconds: prompt evaluation runs from the
     request's first decode step to its first sampled token, evaluation from there to the end. ``context`` is the
-    prompt (after any truncation) followed by the generated tokens, without the end-of-generation token.
+    prompt (after any truncation) followed by the generated tokens, without the end-of-generation token;
+    ``prompt_tokens`` is that prompt's length (evaluated, or reused from the prefix cache).
     """
 
     done_reason: DoneReason
@@ -69,6 +70,7 @@ class Done:
     eval_duration_ns: int
     context: tuple[int, ...]
     truncated: bool = False
+    prompt_tokens: int = 0
 
 
 Event = Token | Done

@@ -21,6 +21,7 @@ from server.errors import BadRequest, CapabilityError, InternalError, ModelLoadF
 from server.memory import loaded_model_bytes
 
 from .batching import DecodeFn, DecodeLoop, Request
+from .clock import StepStats
 from .compute import ComputeThread
 from .embedding import Embedder
 from .params import LoadParams, SamplingParams
@@ -181,6 +182,11 @@ class EngineModel:
     @property
     def training_context_length(self) -> int:
         return self._weights.n_ctx_train
+
+    async def step_stats(self) -> StepStats:
+        """How long the compute thread's steps take, and how long the current one has run (``/metrics``,
+        ``/healthz``). Shared by every model on the same compute thread."""
+        return self._compute.clock.snapshot()
 
     def tokenize(self, text: str, *, add_special: bool = True) -> list[int]:
         """Prompt text to tokens (control-token text such as ``<|im_start|>`` becomes the control token)."""

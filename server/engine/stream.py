@@ -59,6 +59,11 @@ class EventStream:
             self._finished = True
         return item
 
+    def fail(self, error: BaseException) -> None:
+        """End the stream with ``error`` (raised to the consumer after the events already queued); the request
+        is cancelled when the consumer stops. Call on the consumer's event loop."""
+        self._queue.put_nowait(error)
+
     async def aclose(self) -> None:
         """Stop consuming; the request is cancelled unless it already finished."""
         self._cancel()

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from server.engine import EventStream, SamplingParams
+from server.engine import EventStream, SamplingParams, StepStats
 from server.scheduler import Runner
 
 from .remote import RemoteModel
@@ -30,8 +30,13 @@ class ModelRunner(Runner, Protocol):
     :class:`RemoteModel`, or an in-process :class:`~server.engine.EngineModel` (benchmarks, and tests that need
     the engine's seams)."""
 
+    @property
+    def num_parallel(self) -> int: ...
+
     def tokenize(self, text: str, *, add_special: bool = True) -> list[int]: ...
 
     def generate(self, tokens: list[int], sampling: SamplingParams) -> EventStream: ...
 
     async def embed(self, texts: list[str], truncate: bool = True) -> tuple[list[list[float]], int]: ...
+
+    async def step_stats(self) -> StepStats: ...

@@ -1,8 +1,8 @@
 """What the API process and a runner process say to each other (pickled dataclasses).
 
 API -> runner: :class:`Load` once, then :class:`Generate`, :class:`Cancel`, :class:`Embed`, :class:`Tokenize`,
-and :class:`Shutdown` last. Runner -> API: :class:`Loaded` (or :class:`Failed` with no request id) once, then
-per request :class:`Emit` events, a :class:`Reply` or a :class:`Failed`. Request ids are the API side's.
+:class:`Probe`, and :class:`Shutdown` last. Runner -> API: :class:`Loaded` (or :class:`Failed` with no request id)
+once, then per request :class:`Emit` events, a :class:`Reply` or a :class:`Failed`. Request ids are the API side's.
 """
 
 from __future__ import annotations
@@ -42,6 +42,14 @@ class Tokenize:
     rid: int
     text: str
     add_special: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """Ask for the compute thread's :class:`~server.engine.StepStats`; answered by the runner's event loop, never
+    queued behind compute, so a runner that does not answer is itself stuck."""
+
+    rid: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,5 +94,5 @@ class Failed:
     error: BaseException
 
 
-ToRunner = Load | Generate | Cancel | Embed | Tokenize | Shutdown
+ToRunner = Load | Generate | Cancel | Embed | Tokenize | Probe | Shutdown
 FromRunner = Loaded | Emit | Reply | Failed

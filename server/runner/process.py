@@ -31,6 +31,7 @@ from .messages import (
     Generate,
     Load,
     Loaded,
+    Probe,
     Reply,
     Shutdown,
     Tokenize,
@@ -126,6 +127,8 @@ class _Server:
             self._start(message.rid, lambda: self._embed(message))
         elif isinstance(message, Tokenize):
             self._start(message.rid, lambda: self._tokenize(message))
+        elif isinstance(message, Probe):
+            self._start(message.rid, lambda: self._probe(message))
         elif isinstance(message, Shutdown):
             assert self.stopped is not None
             self.stopped.set()
@@ -154,6 +157,9 @@ class _Server:
     async def _embed(self, message: Embed) -> None:
         value = await self.model.embed(message.texts, message.truncate)
         self.send(Reply(message.rid, value))
+
+    async def _probe(self, message: Probe) -> None:
+        self.send(Reply(message.rid, await self.model.step_stats()))
 
     async def _tokenize(self, message: Tokenize) -> None:
         tokens = await asyncio.to_thread(self.model.tokenize, message.text, add_special=message.add_special)

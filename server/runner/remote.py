@@ -23,7 +23,7 @@ from multiprocessing import Pipe
 from multiprocessing.connection import Connection
 from typing import Any
 
-from server.engine import Done, EventStream, LoadParams, SamplingParams
+from server.engine import Done, EventStream, LoadParams, SamplingParams, StepStats
 from server.engine.stream import EventSink
 from server.errors import InternalError, ModelLoadFailed
 
@@ -37,6 +37,7 @@ from .messages import (
     Generate,
     Load,
     Loaded,
+    Probe,
     Reply,
     Shutdown,
     Tokenize,
@@ -154,6 +155,17 @@ class RemoteModel:
         self._send(Embed(rid, texts, truncate), rid)
         vectors, count = await asyncio.wrap_future(future)
         return vectors, count
+
+    async def step_stats(self) -> StepStats:
+        """The runner's compute-thread clock. Callers bound the wait: a runner that does not answer is stuck."""
+        rid, future = self._future()
+        self._send(Probe(rid), rid)
+        try:
+            stats: StepStats = await asyncio.wrap_future(future)
+        finally:
+            with self._lock:
+                self._futures.pop(rid, None)
+        return stats
 
     def close(self) -> None:
         """Stop the runner (requests still on it fail) and wait for it; kill it if it does not stop in time."""

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 from server.engine import LoadParams
 from server.errors import BadRequest, InternalError, ModelNotFound
 from server.gocompat.timefmt import now_iso, rfc3339
+from server.lifecycle import Lifecycle
 from server.protocol import ollama as api
 from server.runner import ModelRunner
 from server.scheduler import Lease, Scheduler
@@ -28,6 +29,7 @@ from server.service.prompting import PromptRequest, render_chat, render_generate
 from server.service.replies import ChatOutput, Timer, assistant, chat_chunks, chat_response, generate_chunks
 from server.settings import Settings
 from server.store.store import Store
+from server.telemetry.record import RequestRecord
 from server.thinking import ThinkingParser
 from server.toolcalls import ToolCallParser, tool_names
 
@@ -43,20 +45,25 @@ class Inference:
         scheduler: EngineScheduler,
         settings: Settings,
         num_parallel: dict[str, int] | None = None,
+        lifecycle: Lifecycle | None = None,
     ) -> None:
         self.models = ModelResolver(store)
+        self.lifecycle = lifecycle or Lifecycle()
         self.scheduler = scheduler
         self.settings = settings
         self.planner = Planner(settings, num_parallel or {})
 
     # -- generate ----------------------------------------------------------------------------------------
 
-    async def generate(self, req: api.GenerateRequest) -> AsyncIterator[api.GenerateResponse]:
-        """``/api/generate``. Yields response objects (one for load/unload/debug flows)."""
-        timer = Timer.start()
+    async def generate(
+        self, req: api.GenerateRequest, record: RequestRecord | None = None
+    ) -> AsyncIterator[api.GenerateResponse]:
+        """``/api/generate``. Yields response objects (one for load/unload/debug flows). ``record`` collects what
+        the request log and metrics see."""
+        timer = Timer.start(record)
         if not req.model:
             raise ModelNotFound("model '' not found")
-        model = await self._resolve(req.model, missing="model '{name}' not found")
+        model = await self._resolve(req.model, missing="model '{name}' not found", record=timer.record)
         keep_alive = values.keep_alive_seconds(req.keep_alive)
         if req.raw and (req.template or req.system or req.context):
             raise BadRequest("raw mode does not support template, system, or context")
@@ -86,6 +93,8 @@ class Inference:
             images=tuple(images),
         )
         prompt = await asyncio.to_thread(render_generate, model, parts)  # templates over big inputs take time
+        if self.settings.debug:
+            timer.record.prompt = prompt.text
         if req.debug_render_only:
             debug = {"rendered_template": prompt.text, "image_count": len(images)}
             yield api.GenerateResponse(model=req.model, created_at=now_iso(), done=False, debug_info=debug)
@@ -102,19 +111,20 @@ class Inference:
             chunks = generate_chunks(
                 req.model, events, thinks=plan.thinks, logprobs=plan.sampling.logprobs, raw=req.raw, timer=timer
             )
-            async for chunk in chunks:
-                yield chunk
+            with self.lifecycle.watching(events), timer.record.noting_errors():
+                async for chunk in chunks:
+                    yield chunk
         finally:
             lease.release()
 
     # -- chat --------------------------------------------------------------------------------------------
 
-    async def chat(self, req: api.ChatRequest) -> AsyncIterator[api.ChatResponse]:
+    async def chat(self, req: api.ChatRequest, record: RequestRecord | None = None) -> AsyncIterator[api.ChatResponse]:
         """``/api/chat``. Yields response objects; tool calls are parsed from the output when tools are given."""
-        timer = Timer.start()
+        timer = Timer.start(record)
         if not req.model:
             raise BadRequest("model is required")
-        model = await self._resolve(req.model, missing="model '{name}' not found")
+        model = await self._resolve(req.model, missing="model '{name}' not found", record=timer.record)
         keep_alive = values.keep_alive_seconds(req.keep_alive)
         check_top_logprobs(req.top_logprobs)
         think = values.think_setting(req.think)
@@ -143,6 +153,8 @@ class Inference:
             prompt = await asyncio.to_thread(
                 render_chat, model, req.messages, req.tools, think, count_tokens=counter, num_ctx=plan.num_ctx
             )
+            if self.settings.debug:
+                timer.record.prompt = prompt.text
             if runner is None:
                 debug = {"rendered_template": prompt.text, "image_count": image_count}
                 yield chat_response(req.model, assistant(""), done=False).model_copy(update={"debug_info": debug})
@@ -153,19 +165,22 @@ class Inference:
             )
             tokens = await asyncio.to_thread(runner.tokenize, prompt.text)
             events = runner.generate(tokens, plan.sampling)
-            async for chunk in chat_chunks(req.model, events, output, logprobs=plan.sampling.logprobs, timer=timer):
-                yield chunk
+            with self.lifecycle.watching(events), timer.record.noting_errors():
+                async for chunk in chat_chunks(req.model, events, output, logprobs=plan.sampling.logprobs, timer=timer):
+                    yield chunk
         finally:
             if lease is not None:
                 lease.release()
 
     # -- embeddings --------------------------------------------------------------------------------------
 
-    async def embed(self, req: api.EmbedRequest) -> api.EmbedResponse:
-        timer = Timer.start()
+    async def embed(self, req: api.EmbedRequest, record: RequestRecord | None = None) -> api.EmbedResponse:
+        timer = Timer.start(record)
         if not req.model:
             raise ModelNotFound("model '' not found")
-        model = await self._resolve(req.model, missing='model "{name}" not found, try pulling it first')
+        model = await self._resolve(
+            req.model, missing='model "{name}" not found, try pulling it first', record=timer.record
+        )
         keep_alive = values.keep_alive_seconds(req.keep_alive)
         inputs = embed_inputs(req.input)
         plan = self.planner.plan(model, options=req.options, keep_alive=keep_alive, generating=False)
@@ -178,6 +193,7 @@ class Inference:
             vectors, count = await lease.runner.embed(inputs, truncate=req.truncate is not False)
         finally:
             lease.release()
+        timer.record.prompt_tokens = count
         if req.dimensions is not None and req.dimensions > 0:
             vectors = [_normalize(v[: req.dimensions]) for v in vectors]
         for vector in vectors:
@@ -191,11 +207,13 @@ class Inference:
             prompt_eval_count=count or None,
         )
 
-    async def embeddings(self, req: api.EmbeddingsRequest) -> api.EmbeddingsResponse:
+    async def embeddings(
+        self, req: api.EmbeddingsRequest, record: RequestRecord | None = None
+    ) -> api.EmbeddingsResponse:
         """Legacy ``/api/embeddings``: one prompt, one vector."""
         if not req.model:
             raise BadRequest("model is required")
-        model = await self._resolve(req.model, missing='model "{name}" not found, try pulling it first')
+        model = await self._resolve(req.model, missing='model "{name}" not found, try pulling it first', record=record)
         keep_alive = values.keep_alive_seconds(req.keep_alive)
         plan = self.planner.plan(model, options=req.options, keep_alive=keep_alive, generating=False)
         lease = await self._lease(plan)
@@ -248,9 +266,12 @@ class Inference:
             truncate=req.truncate,
         )
 
-    async def _resolve(self, requested: str, *, missing: str) -> ResolvedModel:
+    async def _resolve(self, requested: str, *, missing: str, record: RequestRecord | None = None) -> ResolvedModel:
         # Reads the manifest (and, once per digest, the GGUF header): file I/O, so off the event loop.
-        return await asyncio.to_thread(self.models.resolve, requested, missing=missing)
+        model = await asyncio.to_thread(self.models.resolve, requested, missing=missing)
+        if record is not None:
+            record.model = model.name.display
+        return model
 
     async def _lease(self, plan: Plan) -> Lease[ModelRunner]:
         """Load (or reuse) the model with the plan's load settings. Generative models embed through the same

@@ -9,27 +9,30 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from server.engine import Done, EventStream, Token
 from server.gocompat.timefmt import now_iso
 from server.prompt import ChatToolCall
 from server.protocol import ollama as api
 from server.service.prompting import wire_tool_call
+from server.telemetry.record import RequestRecord
 from server.thinking import ThinkingParser
 from server.toolcalls import ToolCallParser
 
 
 @dataclass
 class Timer:
-    """A request's clock: started when it arrived, marked when its model was ready."""
+    """A request's clock: started when it arrived, marked when its model was ready. Its ``record`` collects what
+    the request log and the metrics see (a clock reading per token, the token counts at the end)."""
 
     started: int
     loaded: int = 0
+    record: RequestRecord = field(default_factory=RequestRecord)
 
     @classmethod
-    def start(cls) -> Timer:
-        return cls(time.monotonic_ns())
+    def start(cls, record: RequestRecord | None = None) -> Timer:
+        return cls(time.monotonic_ns(), record=record or RequestRecord())
 
     def mark_loaded(self) -> None:
         self.loaded = time.monotonic_ns()
@@ -47,9 +50,11 @@ async def generate_chunks(
 ) -> AsyncIterator[api.GenerateResponse]:
     """``/api/generate`` chunks for one generation; the stream is cancelled if the consumer stops early."""
     thinker = ThinkingParser() if thinks else None
+    token = timer.record.token
     async with events:
         async for event in events:
             if isinstance(event, Token):
+                token()
                 thinking, text = thinker.feed(event.text) if thinker else ("", event.text)
                 probs = wire_logprobs(event) if logprobs else None
                 if text or thinking or probs:
@@ -80,9 +85,11 @@ async def chat_chunks(
     model: str, events: EventStream, output: ChatOutput, *, logprobs: bool, timer: Timer
 ) -> AsyncIterator[api.ChatResponse]:
     """``/api/chat`` chunks for one generation; ``output`` splits thinking and parses tool calls."""
+    token = timer.record.token
     async with events:
         async for event in events:
             if isinstance(event, Token):
+                token()
                 probs = wire_logprobs(event) if logprobs else None
                 message = output.feed(event.text)
                 if message.content or message.thinking or message.tool_calls or probs:
@@ -140,6 +147,10 @@ class ChatOutput:
 
 
 def metrics(done: Done, timer: Timer) -> dict[str, int]:
+    """The final chunk's Ollama metrics (and the request record's token counts)."""
+    timer.record.generated(
+        prompt_tokens=done.prompt_tokens, evaluated=done.prompt_eval_count, output_tokens=done.eval_count
+    )
     return {
         "total_duration": timer.total_ns(),
         "load_duration": timer.load_ns,

@@ -108,3 +108,9 @@ def _split(text: str) -> ModelName | None:
 
 def _valid(part: str, pattern: re.Pattern[str], limit: int) -> bool:
     return 0 < len(part) <= limit and pattern.fullmatch(part) is not None
+
+
+def display_name(text: str) -> str:
+    """The display form of a model name, or ``text`` unchanged when it does not parse."""
+    parsed = ModelName.try_parse(text)
+    return parsed.display if parsed else text

@@ -86,15 +86,18 @@ class LiveServer:
 
 @pytest.fixture
 def start_server(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
-    """Start servers with a temporary store (``OLLAMA_*`` overrides as keyword arguments); all are stopped
-    at the end of the test."""
+    """Start servers with a temporary store (``OLLAMA_*`` overrides as keyword arguments, any variable by its
+    full name in ``variables``); all are stopped at the end of the test."""
     servers: list[LiveServer] = []
 
-    def start(models: Path | None = None, *, catalog: Path | None = None, **env: str) -> LiveServer:
+    def start(
+        models: Path | None = None, *, catalog: Path | None = None, variables: dict[str, str] | None = None, **env: str
+    ) -> LiveServer:
         environ = {
             "OLLAMA_HOST": f"127.0.0.1:{free_port()}",
             "OLLAMA_MODELS": str(models or tmp_path / "models"),
             **{f"OLLAMA_{key.upper()}": value for key, value in env.items()},
+            **(variables or {}),
         }
         if catalog is not None:
             environ["CORRAL_CATALOG"] = str(catalog)

@@ -1,0 +1,1 @@
+"""Watching the server: per-request records, the request log, Prometheus metrics."""
