@@ -44,6 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--only", nargs="+", choices=sorted(AREAS), metavar="AREA", help="run only these areas")
     parser.add_argument("--server-log", type=Path, help="log file of the server this command starts")
+    parser.add_argument(
+        "--api-key",
+        help="send this key as 'Authorization: Bearer' (default: OLLAMA_API_KEY); a Corral server this command "
+        "starts then requires it",
+    )
     parser.add_argument("-k", dest="keyword", help="pytest -k expression to select cases")
     parser.add_argument("-q", "--quiet", action="store_true", help="less pytest output")
     return parser
@@ -68,6 +73,8 @@ def pytest_args(args: argparse.Namespace, url: str | None) -> list[str]:
         argv += ["--server-log", str(args.server_log)]
     if args.ollama_version:
         argv += ["--ollama-version", args.ollama_version]
+    if args.api_key:
+        argv += ["--api-key", args.api_key]
     if args.embed_model:
         argv += ["--embed-model", args.embed_model]
     if args.junit:

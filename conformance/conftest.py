@@ -2,7 +2,9 @@
 
 Target: ``--url`` (or ``CONFORMANCE_URL``) names a running server; without it one Corral server is started per
 session (``harness.ServerProcess``). ``--model`` (or ``CONFORMANCE_MODEL``, default ``smollm2:135m``) is the
-model under test; ``--embed-model`` the one for embedding cases (default: the same).
+model under test; ``--embed-model`` the one for embedding cases (default: the same). ``--api-key`` (or
+``OLLAMA_API_KEY``) is sent as ``Authorization: Bearer`` by every client of the suite; a Corral server the suite
+starts then runs with that key required (``CORRAL_API_KEYS``).
 
 Markers: ``ref("1.2")`` names the reference section a case checks (every case has one); ``optional("why")``
 marks behaviour that is newer or not needed for parity (its failures do not fail ``corral conformance``);
@@ -51,6 +53,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--only", action="append", default=[], metavar="AREA", help=f"run only these areas: {', '.join(AREAS)}"
     )
     group.addoption("--server-log", default=None, metavar="PATH", help="log file of the server the suite starts")
+    group.addoption("--api-key", default=None, help="send this key as 'Authorization: Bearer' (env OLLAMA_API_KEY)")
     group.addoption(
         "--ollama-version",
         default=None,
@@ -117,7 +120,18 @@ def model(pytestconfig: pytest.Config) -> str:
 
 
 @pytest.fixture(scope="session")
-def base_url(pytestconfig: pytest.Config, model: str) -> Iterator[str]:
+def api_key(pytestconfig: pytest.Config) -> str:
+    """The key every client sends ('' for none)."""
+    return _setting(pytestconfig, "--api-key", "OLLAMA_API_KEY") or ""
+
+
+@pytest.fixture(scope="session")
+def auth_headers(api_key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
+
+
+@pytest.fixture(scope="session")
+def base_url(pytestconfig: pytest.Config, model: str, api_key: str) -> Iterator[str]:
     """The server under test: ``--url``/``CONFORMANCE_URL``, else a Corral server started for the session."""
     url = _setting(pytestconfig, "--url", "CONFORMANCE_URL") or os.environ.get("CONFORMANCE_BASE_URL")
     if url:
@@ -129,7 +143,9 @@ def base_url(pytestconfig: pytest.Config, model: str) -> Iterator[str]:
         yield url
         return
     log = pytestconfig.getoption("--server-log", default=None)
-    server = ServerProcess(model, log_path=Path(log) if log else None)
+    server = ServerProcess(
+        model, log_path=Path(log) if log else None, env={"CORRAL_API_KEYS": api_key} if api_key else None
+    )
     try:
         server.start()
     except ServerStartError as exc:
@@ -195,28 +211,29 @@ def _started_server_alive(request: pytest.FixtureRequest) -> None:
 
 
 @pytest.fixture(scope="session")
-def http(base_url: str) -> Iterator[httpx.Client]:
+def http(base_url: str, auth_headers: dict[str, str]) -> Iterator[httpx.Client]:
     """An httpx client on the server (generous read timeout: a cold model load may take a while)."""
-    with httpx.Client(base_url=base_url, timeout=httpx.Timeout(180.0, connect=10.0)) as client:
+    timeout = httpx.Timeout(180.0, connect=10.0)
+    with httpx.Client(base_url=base_url, timeout=timeout, headers=auth_headers) as client:
         yield client
 
 
 @pytest.fixture(scope="session")
-def ollama_client(base_url: str) -> Iterator[Any]:
+def ollama_client(base_url: str, auth_headers: dict[str, str]) -> Iterator[Any]:
     """The official ``ollama`` Python client on the server."""
     import ollama
 
-    client = ollama.Client(host=base_url, timeout=180)
+    client = ollama.Client(host=base_url, timeout=180, headers=auth_headers)
     yield client
     client.close()  # type: ignore[no-untyped-call]
 
 
 @pytest.fixture(scope="session")
-def openai_client(base_url: str) -> Iterator[Any]:
+def openai_client(base_url: str, api_key: str) -> Iterator[Any]:
     """The official ``openai`` Python client on the server's ``/v1``."""
     import openai
 
-    client = openai.OpenAI(base_url=f"{base_url}/v1", api_key="conformance", max_retries=0, timeout=180)
+    client = openai.OpenAI(base_url=f"{base_url}/v1", api_key=api_key or "conformance", max_retries=0, timeout=180)
     yield client
     client.close()
 

@@ -56,8 +56,8 @@ class ProbeSettings(_Section):
     """The HTTP paths the kubelet probes on the server's port, and how long a model may take to load."""
 
     startup_path: str = Field("/", description="startupProbe path (answers once the server listens)")
-    readiness_path: str = Field("/", description="readinessProbe path")
-    liveness_path: str = Field("/", description="livenessProbe path")
+    readiness_path: str = Field("/readyz", description="readinessProbe path (preloads loaded, not draining)")
+    liveness_path: str = Field("/healthz", description="livenessProbe path (runners answer, no stuck step)")
     startup_seconds: int = Field(600, ge=10, description="Longest start (preload of catalog models) before restart")
 
 
@@ -97,7 +97,8 @@ class NetworkPolicySettings(_Section):
 
 
 class ApiKeySettings(_Section):
-    """An optional API key, handed to the server as ``CORRAL_API_KEY`` from a Secret (never in args)."""
+    """Optional API keys from a Secret, mounted as a file the server reads as ``CORRAL_API_KEYS_FILE`` (one key
+    per line; never in args or env). Rotating the Secret takes effect without a restart."""
 
     secret_name: str = Field("corral-api-key", description="Secret holding the key")
     secret_key: str = Field("api-key", description="Key inside the Secret")
@@ -125,7 +126,10 @@ class StackSettings(_Section):
     cpu: str = Field("2", description="CPU request and limit of the server container")
     memory: str | None = Field(None, description="Memory request and limit; unset = estimate + overhead")
     memory_overhead_mib: int = Field(768, ge=0, description="Added to the models' estimate (runtime, buffers)")
-    termination_grace_seconds: int = Field(120, ge=10, description="Time for open streams to finish on shutdown")
+    termination_grace_seconds: int = Field(
+        120, ge=20, description="Time for open streams to finish on shutdown (CORRAL_DRAIN_TIMEOUT is 15 s less)"
+    )
+    log_format: Literal["text", "json"] = Field("json", description="CORRAL_LOG_FORMAT of the server's logs")
     pull_timeout_minutes: int = Field(60, ge=10, description="How long `pulumi up` waits for the pre-pull + start")
     probes: ProbeSettings = Field(default_factory=ProbeSettings, description="Health probe paths and budget")
     gpu: GpuSettings = Field(default_factory=GpuSettings, description="GPU count, node pool and memory")

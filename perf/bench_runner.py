@@ -20,62 +20,80 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from perf.bench_engine import PROMPTS, Row, chatml, smollm2_path
-from server.engine import EngineModel, LoadParams, SamplingParams
+from server.engine import EngineModel, LoadParams, SamplingParams, Token
 from server.runner import ModelRunner, RemoteModel
 
 
-async def one(model: ModelRunner, prompt: str, sampling: SamplingParams) -> int:
+async def one(model: ModelRunner, prompt: str, sampling: SamplingParams, on_token: Callable[[], None]) -> int:
     tokens = await asyncio.to_thread(model.tokenize, chatml(prompt))
     count = 0
     async with model.generate(tokens, sampling) as events:
         async for event in events:
-            count = getattr(event, "eval_count", count)
+            if isinstance(event, Token):
+                on_token()
+            else:
+                count = event.eval_count
     return count
 
 
-async def serial(model: ModelRunner, sampling: SamplingParams, tag: str) -> float:
+async def serial(model: ModelRunner, sampling: SamplingParams, tag: str, on_token: Callable[[], None]) -> float:
     start = time.perf_counter()
     total = 0
     for prompt in PROMPTS:
-        total += await one(model, tag + prompt, sampling)
+        total += await one(model, tag + prompt, sampling, on_token)
     return total / (time.perf_counter() - start)
 
 
-async def concurrent(model: ModelRunner, sampling: SamplingParams, streams: int, tag: str) -> float:
+async def concurrent(
+    model: ModelRunner, sampling: SamplingParams, streams: int, tag: str, on_token: Callable[[], None]
+) -> float:
     prompts = [f"{tag}{PROMPTS[i % len(PROMPTS)]} ({i})" for i in range(streams)]
     start = time.perf_counter()
-    counts = await asyncio.gather(*(one(model, p, sampling) for p in prompts))
+    counts = await asyncio.gather(*(one(model, p, sampling, on_token) for p in prompts))
     return sum(counts) / (time.perf_counter() - start)
 
 
-def measure(
-    load: Callable[[LoadParams], Any], params: LoadParams, sampling: SamplingParams, streams: int, tag: str
-) -> tuple[float, float]:
-    model = load(params)
+@dataclass(frozen=True)
+class Side:
+    """One way of serving the model: ``load`` builds it, ``on_token`` runs for every token event received."""
+
+    name: str
+    load: Callable[[LoadParams], Any]
+    on_token: Callable[[], None] = lambda: None
+
+
+def measure(side: Side, params: LoadParams, sampling: SamplingParams, streams: int, tag: str) -> tuple[float, float]:
+    model = side.load(params)
     try:
-        asyncio.run(one(model, "warm up", SamplingParams(temperature=0, num_predict=2)))
-        return asyncio.run(serial(model, sampling, tag + "s ")), asyncio.run(
-            concurrent(model, sampling, streams, tag + "m ")
+        asyncio.run(one(model, "warm up", SamplingParams(temperature=0, num_predict=2), side.on_token))
+        return asyncio.run(serial(model, sampling, tag + "s ", side.on_token)), asyncio.run(
+            concurrent(model, sampling, streams, tag + "m ", side.on_token)
         )
     finally:
         model.close()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def arguments(description: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--model", default=None)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--tokens", type=int, default=128)
     parser.add_argument("--streams", type=int, default=8)
     parser.add_argument("--num-ctx", type=int, default=512)
     parser.add_argument("--rounds", type=int, default=5)
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def side_by_side(args: argparse.Namespace, measured: Side, baseline: Side) -> None:
+    """Alternate the two sides for ``args.rounds`` rounds (each loads its model afresh) and print the table: the
+    best round of each side, and every round's ratio with their median."""
     params = LoadParams(
         model_path=args.model or smollm2_path(),
         num_ctx=args.num_ctx,
@@ -83,47 +101,42 @@ def main() -> None:
         num_thread=args.threads,
     )
     sampling = SamplingParams(temperature=0, repeat_penalty=1.0, num_predict=args.tokens, ignore_eos=True)
-    local: list[tuple[float, float]] = []
-    remote: list[tuple[float, float]] = []
+    results: dict[str, list[tuple[float, float]]] = {measured.name: [], baseline.name: []}
     for r in range(args.rounds):
         # Alternate which side goes first, so neither always runs on a warmer (or busier) machine.
-        sides: list[tuple[Callable[[LoadParams], Any], list[tuple[float, float]], str]] = [
-            (EngineModel.load, local, "l"),
-            (RemoteModel.load, remote, "r"),
-        ]
-        for load, out, tag in sides if r % 2 == 0 else reversed(sides):
-            out.append(measure(load, params, sampling, args.streams, f"[{tag}{r}] "))
+        sides = [measured, baseline] if r % 2 == 0 else [baseline, measured]
+        for side in sides:
+            results[side.name].append(measure(side, params, sampling, args.streams, f"[{side.name[0]}{r}] "))
+    ours, base = results[measured.name], results[baseline.name]
     rows = [
-        Row(
-            "single stream tokens/s, runner vs in process", max(x[0] for x in remote), "tok/s", max(x[0] for x in local)
-        ),
-        Row(
-            f"{args.streams} streams tokens/s, runner vs in process",
-            max(x[1] for x in remote),
-            "tok/s",
-            max(x[1] for x in local),
-        ),
+        Row("single stream tokens/s", max(x[0] for x in ours), "tok/s", max(x[0] for x in base)),
+        Row(f"{args.streams} streams tokens/s", max(x[1] for x in ours), "tok/s", max(x[1] for x in base)),
     ]
-    single = [r[0] / x[0] for r, x in zip(remote, local, strict=True)]
-    multi = [r[1] / x[1] for r, x in zip(remote, local, strict=True)]
+    single = [o[0] / b[0] for o, b in zip(ours, base, strict=True)]
+    multi = [o[1] / b[1] for o, b in zip(ours, base, strict=True)]
     print(
         f"\n{Path(params.model_path).name}, {args.threads} threads, {args.tokens} tokens/request,",
         f"best of {args.rounds} rounds",
     )
     print(
-        "rounds (tok/s): in process",
-        [tuple(round(v) for v in x) for x in local],
-        "runner",
-        [tuple(round(v) for v in x) for x in remote],
+        f"rounds (tok/s): {baseline.name}",
+        [tuple(round(v) for v in x) for x in base],
+        measured.name,
+        [tuple(round(v) for v in x) for x in ours],
     )
     print(
         f"ratios per round: single {[round(v, 3) for v in single]} median {statistics.median(single):.3f}x;"
         f" {args.streams} streams {[round(v, 3) for v in multi]} median {statistics.median(multi):.3f}x"
     )
-    print(f"| {'measure':<44} | {'runner':>10} | {'in proc.':>10} | ratio | unit   |")
+    print(f"| {'measure':<44} | {measured.name[:10]:>10} | {baseline.name[:10]:>10} | ratio | unit   |")
     print(f"|{'-' * 46}|{'-' * 12}|{'-' * 12}|-------|--------|")
     for row in rows:
         print(row.render())
+
+
+def main() -> None:
+    args = arguments(__doc__.split("\n")[0])
+    side_by_side(args, Side("runner", RemoteModel.load), Side("in process", EngineModel.load))
 
 
 if __name__ == "__main__":

@@ -31,6 +31,17 @@ from .security import container_security_context, pod_security_context
 
 CATALOG_FILE = f"{CATALOG_DIR}/catalog.yaml"
 PRESTOP_SLEEP_SECONDS = 5
+# The API keys Secret is mounted as a folder (never by subPath: the kubelet then swaps in a rotated Secret, and
+# the server re-reads the file without a restart).
+API_KEYS_DIR = "/etc/corral/api-keys"
+API_KEYS_FILE = f"{API_KEYS_DIR}/keys"
+# Of the pod's grace period, what the server leaves for unloading models after its drain deadline.
+UNLOAD_MARGIN_SECONDS = 15
+
+
+def drain_timeout_seconds(settings: StackSettings) -> int:
+    """CORRAL_DRAIN_TIMEOUT: running requests finish within the grace period, with time left to unload."""
+    return max(settings.termination_grace_seconds - UNLOAD_MARGIN_SECONDS, 5)
 
 
 def server_env(settings: StackSettings) -> list[dict[str, Any]]:
@@ -44,14 +55,14 @@ def server_env(settings: StackSettings) -> list[dict[str, Any]]:
         {"name": "OLLAMA_CONTEXT_LENGTH", "value": str(settings.context_length)},
         {"name": "OLLAMA_KV_CACHE_TYPE", "value": settings.kv_cache_type},
         {"name": "CORRAL_CATALOG", "value": CATALOG_FILE},
+        {"name": "CORRAL_DRAIN_TIMEOUT", "value": f"{drain_timeout_seconds(settings)}s"},
+        {"name": "CORRAL_LOG_FORMAT", "value": settings.log_format},
         {"name": "HOME", "value": TMP_DIR},
     ]
     if settings.flash_attention is not None:
         env.append({"name": "OLLAMA_FLASH_ATTENTION", "value": "1" if settings.flash_attention else "0"})
     if settings.api_key is not None:
-        key = settings.api_key
-        ref: dict[str, Any] = {"secretKeyRef": {"name": key.secret_name, "key": key.secret_key}}
-        env.append({"name": "CORRAL_API_KEY", "valueFrom": ref})
+        env.append({"name": "CORRAL_API_KEYS_FILE", "value": API_KEYS_FILE})
     return env
 
 
@@ -126,20 +137,31 @@ def server_container(args: ModelServerArgs) -> dict[str, Any]:
         "env": server_env(s),
         "ports": [{"name": PORT_NAME, "containerPort": PORT, "protocol": "TCP"}],
         "resources": server_resources(args),
-        "volumeMounts": volume_mounts(sorted(args.catalog.files)),
+        "volumeMounts": volume_mounts(sorted(args.catalog.files)) + api_key_mounts(s),
         "securityContext": container_security_context(),
         "lifecycle": {"preStop": {"sleep": {"seconds": PRESTOP_SLEEP_SECONDS}}},
         **probes(s),
     }
 
 
+def api_key_mounts(settings: StackSettings) -> list[dict[str, Any]]:
+    if settings.api_key is None:
+        return []
+    return [{"name": "api-keys", "mountPath": API_KEYS_DIR, "readOnly": True}]
+
+
 def volumes(args: ModelServerArgs, claim_name: str, config_map_name: str) -> list[dict[str, Any]]:
-    return [
+    out: list[dict[str, Any]] = [
         {"name": "models", "persistentVolumeClaim": {"claimName": claim_name}},
         {"name": "catalog-files", "configMap": {"name": config_map_name}},
         {"name": "catalog", "emptyDir": {"sizeLimit": format_bytes(args.scratch_bytes)}},
         {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}},
     ]
+    key = args.settings.api_key
+    if key is not None:
+        items = [{"key": key.secret_key, "path": "keys"}]
+        out.append({"name": "api-keys", "secret": {"secretName": key.secret_name, "items": items, "defaultMode": 0o440}})
+    return out
 
 
 def placement(settings: StackSettings) -> dict[str, Any]:

@@ -222,7 +222,7 @@ def test_probes_hit_the_named_port_and_the_path_is_one_setting(mocks: RecordingM
     assert server["startupProbe"]["httpGet"] == {"path": "/api/version", "port": "http"}
     assert server["startupProbe"]["failureThreshold"] * server["startupProbe"]["periodSeconds"] >= 1800
     assert server["readinessProbe"]["httpGet"]["path"] == "/healthz"
-    assert server["livenessProbe"]["httpGet"] == {"path": "/", "port": "http"}
+    assert server["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
 
 
 def test_deployment_waits_as_long_as_the_prepull_may_take(mocks: RecordingMocks) -> None:
@@ -280,8 +280,16 @@ def test_optional_extras_when_asked(mocks: RecordingMocks) -> None:
     assert namespaces == ["corral", "apps"]
     (secret,) = kind(mocks, "Secret")
     assert secret["stringData"] == {"api-key": "s3cret"}
-    env = {e["name"]: e for e in containers(mocks)["server"]["env"]}
-    assert env["CORRAL_API_KEY"]["valueFrom"] == {"secretKeyRef": {"name": "corral-api-key", "key": "api-key"}}
+    server = containers(mocks)["server"]
+    env = {e["name"]: e.get("value") for e in server["env"]}
+    # The Secret is a mounted folder (rotations reach the server), never env, args or a subPath mount.
+    assert env["CORRAL_API_KEYS_FILE"] == "/etc/corral/api-keys/keys"
+    (keys_volume,) = [v for v in pod(mocks)["spec"]["volumes"] if v["name"] == "api-keys"]
+    assert keys_volume["secret"]["secretName"] == "corral-api-key"
+    assert keys_volume["secret"]["items"] == [{"key": "api-key", "path": "keys"}]
+    (mount,) = [m for m in server["volumeMounts"] if m["name"] == "api-keys"]
+    assert mount == {"name": "api-keys", "mountPath": "/etc/corral/api-keys", "readOnly": True}
+    assert env["CORRAL_DRAIN_TIMEOUT"] == "105s" and pod(mocks)["spec"]["terminationGracePeriodSeconds"] == 125
     assert not any("s3cret" in str(c.get("command", "")) + str(c.get("args", "")) for c in containers(mocks).values())
     (release,) = mocks.of_type("kubernetes:helm.sh/v3:Release")
     assert release.inputs["chart"] == "nvidia-device-plugin"
