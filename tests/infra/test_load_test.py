@@ -1,0 +1,283 @@
+"""The LoadTest component (an in-cluster Locust run) under Pulumi mocks: the recorded objects, their policies and
+schemas, and the settings that configure it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import kubernetes_validate
+import pulumi
+import pytest
+
+from infra.load_test import TYPE_TOKEN
+from infra.load_test.layout import MASTER_PORT
+from infra.model_server.layout import labels as server_labels
+from infra.policies import check
+from infra.program import REPO_ROOT, StackSettingsError, load_stack, program, settings_from_config
+from infra.settings import StackSettings
+
+from .graph import RecordingMocks
+
+LOAD_TEST = {"model": "smollm2:135m", "users": 6, "workers": 2, "duration": "90s", "slo": "ttft_p95=1000ms,errors=1%"}
+
+
+def run(settings: StackSettings) -> None:
+    @pulumi.runtime.test
+    def body() -> pulumi.Output[int]:
+        program(settings)
+        return pulumi.Output.from_input(0)
+
+    body()
+
+
+def with_load_test(stack: str = "dev", **values: Any) -> StackSettings:
+    base = load_stack(stack).model_dump(exclude_unset=True)
+    return settings_from_config({**base, "load_test": {**LOAD_TEST, **values}}, "test")
+
+
+def kind(mocks: RecordingMocks, name: str) -> list[dict[str, Any]]:
+    return [m for m in mocks.manifests() if m["kind"] == name]
+
+
+def jobs(mocks: RecordingMocks) -> dict[str, dict[str, Any]]:
+    """The Jobs by role (the ``app.kubernetes.io/component`` label)."""
+    return {j["metadata"]["labels"]["app.kubernetes.io/component"]: j for j in kind(mocks, "Job")}
+
+
+def container(workload: dict[str, Any]) -> dict[str, Any]:
+    (only,) = workload["spec"]["template"]["spec"]["containers"]
+    return dict(only)
+
+
+def argv(workload: dict[str, Any]) -> list[str]:
+    c = container(workload)
+    return [*c["command"], *c.get("args", [])]
+
+
+def option(args: list[str], name: str) -> str:
+    return args[args.index(name) + 1]
+
+
+@pytest.mark.parametrize("stack", ["dev", "gpu"])
+def test_disabled_by_default_creates_nothing(mocks: RecordingMocks, stack: str) -> None:
+    run(load_stack(stack))
+    assert not mocks.of_type(TYPE_TOKEN)
+    assert not kind(mocks, "Job")
+    names = [m["metadata"]["name"] for m in mocks.manifests()]
+    assert not [name for name in names if "load-test" in name]
+
+
+def test_children_are_parented_to_the_component(mocks: RecordingMocks) -> None:
+    parents: dict[str, tuple[str, str | None]] = {}
+
+    def record(args: pulumi.ResourceTransformationArgs) -> None:
+        parent = args.opts.parent if args.opts else None
+        name = parent._name if parent is not None else None  # type: ignore[attr-defined]
+        parents[args.name] = (args.type_, name)
+
+    pulumi.runtime.register_stack_transformation(record)
+    run(with_load_test())
+    (component,) = mocks.of_type(TYPE_TOKEN)
+    children = [typ for typ, parent in parents.values() if parent == component.name]
+    kinds = sorted(typ.rsplit(":", 1)[1] for typ in children)
+    assert kinds == ["ConfigMap", "Deployment", "Job", "Job", "PersistentVolumeClaim", "Service"]
+
+
+def test_config_map_carries_the_repositorys_locustfile_and_the_run_record(mocks: RecordingMocks) -> None:
+    run(with_load_test())
+    config_map = next(m for m in kind(mocks, "ConfigMap") if m["metadata"]["name"] == "corral-load-test")
+    assert config_map["data"]["locustfile.py"] == (REPO_ROOT / "perf" / "locustfile.py").read_text()
+    record = json.loads(config_map["data"]["run.json"])
+    assert record["target"] == "http://corral.corral-dev.svc.cluster.local:11434"
+    assert record["load_test"]["users"] == 6
+    for job in jobs(mocks).values():
+        volumes = {v["name"]: v for v in job["spec"]["template"]["spec"]["volumes"]}
+        assert volumes["locustfile"] == {"name": "locustfile", "configMap": {"name": "corral-load-test"}}
+        assert option(argv(job), "-f") == "/etc/corral/load-test/locustfile.py"
+
+
+def test_master_runs_headless_for_the_duration_and_writes_to_the_results_volume(mocks: RecordingMocks) -> None:
+    run(with_load_test())
+    master = jobs(mocks)["master"]
+    assert master["metadata"]["name"] == "corral-load-test-1-master"
+    args = argv(master)
+    assert args[:2] == ["sh", "-c"] and args[4:6] == ["locust", "-f"]
+    assert "--headless" in args and "--master" in args
+    assert args[6:8] == ["/etc/corral/load-test/locustfile.py", "ChatUser"]
+    assert option(args, "-t") == "90s"
+    assert option(args, "-u") == "6" and option(args, "-r") == "6"
+    assert option(args, "--expect-workers") == "2"
+    assert option(args, "--master-bind-port") == str(MASTER_PORT)
+    assert option(args, "-H") == "http://corral.corral-dev.svc.cluster.local:11434"
+    assert option(args, "--model") == "smollm2:135m"
+    assert option(args, "--slo") == "ttft_p95=1000ms,errors=1%"
+    assert option(args, "--csv") == "/results/1/locust"
+    assert option(args, "--html") == "/results/1/locust.html"
+    env = {e["name"]: e["value"] for e in container(master)["env"]}
+    assert env["RESULTS"] == "/results/1"
+    spec = master["spec"]
+    assert spec["backoffLimit"] == 0 and spec["template"]["spec"]["restartPolicy"] == "Never"
+    assert spec["activeDeadlineSeconds"] >= 90 + 300
+    mounts = {m["mountPath"]: m["name"] for m in container(master)["volumeMounts"]}
+    volumes = {v["name"]: v for v in spec["template"]["spec"]["volumes"]}
+    (claim,) = [c for c in kind(mocks, "PersistentVolumeClaim") if "load-test" in c["metadata"]["name"]]
+    assert volumes[mounts["/results"]]["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"]
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+    # Without `wait`, `pulumi up` does not block on the run.
+    assert master["metadata"]["annotations"]["pulumi.com/skipAwait"] == "true"
+
+
+def test_service_selects_the_master_and_the_workers_point_at_it(mocks: RecordingMocks) -> None:
+    run(with_load_test())
+    by_role = jobs(mocks)
+    master, workers = by_role["master"], by_role["worker"]
+    (service,) = [s for s in kind(mocks, "Service") if "load-test" in s["metadata"]["name"]]
+    selector = service["spec"]["selector"]
+    assert master["spec"]["template"]["metadata"]["labels"] == selector
+    assert workers["spec"]["template"]["metadata"]["labels"] != selector
+    port = {"name": "locust", "port": MASTER_PORT, "targetPort": "locust", "protocol": "TCP"}
+    assert service["spec"]["ports"] == [port]
+    assert container(master)["ports"][0]["containerPort"] == MASTER_PORT
+    args = argv(workers)
+    assert args[0] == "locust" and "--worker" in args
+    assert option(args, "--master-host") == service["metadata"]["name"]
+    assert option(args, "--master-port") == str(MASTER_PORT)
+    assert workers["spec"]["parallelism"] == workers["spec"]["completions"] == 2
+    # Workers run the same workload against the same target as the master.
+    master_args = argv(master)
+    for name in ("-H", "--model", "--input-words", "--output-tokens", "-f"):
+        assert option(args, name) == option(master_args, name)
+    assert args[args.index("-f") + 2] == "ChatUser"
+
+
+def test_load_test_pods_never_join_the_servers_service(mocks: RecordingMocks) -> None:
+    run(with_load_test())
+    selector = server_labels("corral")
+    pods = [j["spec"]["template"] for j in kind(mocks, "Job")]
+    pods += [d["spec"]["template"] for d in kind(mocks, "Deployment") if "load-test" in d["metadata"]["name"]]
+    assert len(pods) == 3
+    for pod in pods:
+        pod_labels = pod["metadata"]["labels"]
+        assert not all(pod_labels.get(key) == value for key, value in selector.items())
+
+
+def test_results_stay_mounted_for_fetching_on_the_masters_node(mocks: RecordingMocks) -> None:
+    run(with_load_test())
+    (holder,) = [d for d in kind(mocks, "Deployment") if d["metadata"]["name"] == "corral-load-test-results"]
+    template = holder["spec"]["template"]
+    assert template["spec"]["volumes"][0]["persistentVolumeClaim"] == {
+        "claimName": "corral-load-test-results",
+        "readOnly": True,
+    }
+    assert container(holder)["volumeMounts"] == [{"name": "results", "mountPath": "/results", "readOnly": True}]
+    master = jobs(mocks)["master"]["spec"]["template"]["spec"]
+    (term,) = master["affinity"]["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert term["labelSelector"]["matchLabels"] == template["metadata"]["labels"]
+    assert term["topologyKey"] == "kubernetes.io/hostname"
+
+
+def test_shared_results_volume_lets_the_master_run_anywhere(mocks: RecordingMocks) -> None:
+    run(with_load_test(results={"access_mode": "ReadWriteMany", "storage_class": "shared-rwx", "size": "5Gi"}))
+    assert "affinity" not in jobs(mocks)["master"]["spec"]["template"]["spec"]
+    (claim,) = [c for c in kind(mocks, "PersistentVolumeClaim") if "load-test" in c["metadata"]["name"]]
+    assert claim["spec"] == {
+        "accessModes": ["ReadWriteMany"],
+        "resources": {"requests": {"storage": "5Gi"}},
+        "storageClassName": "shared-rwx",
+    }
+
+
+def test_settings_reach_the_commands(mocks: RecordingMocks) -> None:
+    run(
+        with_load_test(
+            "gpu",
+            api="openai",
+            run_id="nightly-7",
+            users=150,
+            workers=3,
+            spawn_rate=2.5,
+            duration="2m",
+            target="http://llm.example.com:8080/",
+            image="registry.example.com/corral:0.1.0-perf",
+            input_words=512,
+            output_tokens=128,
+            worker_cpu="2",
+            worker_memory="2Gi",
+        )
+    )
+    by_role = jobs(mocks)
+    master, workers = by_role["master"], by_role["worker"]
+    assert master["metadata"]["name"] == "corral-load-test-nightly-7-master"
+    assert workers["metadata"]["name"] == "corral-load-test-nightly-7-workers"
+    args = argv(master)
+    assert args[7] == "OpenAIChatUser"
+    assert (option(args, "-u"), option(args, "-r"), option(args, "-t")) == ("150", "2.5", "120s")
+    assert option(args, "-H") == "http://llm.example.com:8080"
+    assert (option(args, "--input-words"), option(args, "--output-tokens")) == ("512", "128")
+    assert option(args, "--csv") == "/results/nightly-7/locust"
+    assert "--slo" in args
+    for job in (master, workers):
+        assert container(job)["image"] == "registry.example.com/corral:0.1.0-perf"
+    assert container(workers)["resources"] == {
+        "requests": {"cpu": "2", "memory": "2Gi"},
+        "limits": {"cpu": "2", "memory": "2Gi"},
+    }
+    assert workers["spec"]["parallelism"] == 3
+    assert master["metadata"]["namespace"] == workers["metadata"]["namespace"] == "corral"
+
+
+def test_wait_makes_pulumi_up_await_the_run(mocks: RecordingMocks) -> None:
+    run(with_load_test(wait=True))
+    by_role = jobs(mocks)
+    assert "pulumi.com/skipAwait" not in (by_role["master"]["metadata"].get("annotations") or {})
+    assert by_role["worker"]["metadata"]["annotations"]["pulumi.com/skipAwait"] == "true"
+
+
+@pytest.mark.parametrize("stack", ["dev", "gpu"])
+def test_policies_accept_the_load_test(mocks: RecordingMocks, stack: str) -> None:
+    run(with_load_test(stack))
+    manifests = mocks.manifests()
+    assert kind(mocks, "Job")
+    assert check(manifests) == []
+    for job in kind(mocks, "Job"):
+        pod = job["spec"]["template"]
+        for c in pod["spec"]["containers"]:
+            assert c["resources"]["requests"] == c["resources"]["limits"]
+            assert c["securityContext"]["readOnlyRootFilesystem"] is True
+        # A load generator stays off the GPU nodes: no GPU, no toleration of their taint.
+        assert "tolerations" not in pod["spec"] and "nodeSelector" not in pod["spec"]
+
+
+@pytest.mark.parametrize("version", ["1.30.0", "1.37.0"])
+def test_every_load_test_object_validates_strictly(mocks: RecordingMocks, version: str) -> None:
+    run(with_load_test("gpu", wait=True))
+    manifests = [m for m in mocks.manifests() if "load-test" in m["metadata"]["name"]]
+    assert len(manifests) == 6
+    for manifest in manifests:
+        kubernetes_validate.validate(manifest, version, strict=True)
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"users": 250}, "set workers to at least 3"),
+        ({"slo": "ttft=fast"}, "cannot read SLO 'ttft=fast'"),
+        ({"duration": "soon"}, "cannot read duration 'soon'"),
+        ({"duration": "0s"}, "duration: must be longer than 0s"),
+        ({"run_id": "Run_1"}, "corral:load_test.run_id"),
+        ({"api": "grpc"}, "corral:load_test.api"),
+        ({"workers": 0}, "corral:load_test.workers"),
+        ({"results": {"access_mode": "ReadWriteOncePod"}}, "corral:load_test.results.access_mode"),
+        ({"userz": 3}, "unknown setting corral:load_test.userz"),
+    ],
+)
+def test_bad_settings_fail_naming_the_key(values: dict[str, Any], message: str) -> None:
+    with pytest.raises(StackSettingsError, match="corral:load_test") as failed:
+        settings_from_config({"image": "x/corral:1", "load_test": {**LOAD_TEST, **values}}, "test")
+    assert message in str(failed.value)
+
+
+def test_model_is_required_when_enabled() -> None:
+    with pytest.raises(StackSettingsError, match=r"corral:load_test\.model"):
+        settings_from_config({"image": "x/corral:1", "load_test": {"users": 2}}, "test")
