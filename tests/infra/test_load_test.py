@@ -21,6 +21,7 @@ import pulumi
 import pytest
 
 from infra import engine
+from infra.controlplane import ControlPlane, FakeNode, KubeClient
 from infra.load_test import TYPE_TOKEN
 from infra.load_test.layout import MASTER_CONTAINER, MASTER_PORT, WORKER, WORKER_CONTAINER
 from infra.model_server.layout import labels as server_labels
@@ -34,6 +35,7 @@ from .local_pod import LocalPod, free_port
 
 CORRAL = str(Path(sys.executable).with_name("corral"))
 ROLE = "app.kubernetes.io/component"
+LOAD_TEST_PODS = "app.kubernetes.io/name=corral-load-test"
 LOAD_TEST = {"model": "smollm2:135m", "users": 6, "workers": 2, "duration": "90s", "slo": "ttft_p95=1000ms,errors=1%"}
 
 
@@ -465,3 +467,66 @@ def test_a_broken_slo_fails_the_master_and_keeps_the_results(corral_server: str,
     assert "SLO broken" in done.stdout
     assert worker_codes == [0]
     assert int(stats_rows(master.root / "volumes" / "results" / "strict")["E2E"]["Request Count"]) > 0
+
+
+# ---- pulumi up against the real control plane (KWOK nodes: pods are admitted and scheduled, none runs) -----------
+
+
+def _volume(client: KubeClient, name: str) -> None:
+    """A pre-provisioned ReadWriteOnce volume (no storage class), as the cluster's storage would offer."""
+    spec = {"capacity": {"storage": "1Ti"}, "accessModes": ["ReadWriteOnce"], "persistentVolumeReclaimPolicy": "Retain"}
+    client.create(
+        "/api/v1/persistentvolumes",
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolume",
+            "metadata": {"name": name},
+            "spec": {**spec, "nfs": {"server": "127.0.0.1", "path": f"/{name}"}},
+        },
+    )
+
+
+@pytest.mark.slow
+def test_pulumi_up_creates_a_load_test_the_cluster_admits_schedules_and_runs_to_completion(tmp_path: Path) -> None:
+    """With ``wait``, `pulumi up` returns once the master Job completed (KWOK completes Job pods at once)."""
+    settings = with_load_test(users=4, workers=3, wait=True)
+    (tmp_path / "controlplane").mkdir()
+    with ControlPlane.start(tmp_path / "controlplane") as cluster:
+        for index in range(3):
+            cluster.add_node(FakeNode(f"cpu-node-{index}"))
+        client, namespace = cluster.client, settings.namespace
+        _volume(client, "models")
+        _volume(client, "results")
+        deployed = engine.up("dev", cluster.kubeconfig, program=lambda: program(settings), workdir=tmp_path / "engine")
+        assert deployed.outputs["load_test_master_job"] == "corral-load-test-1-master"
+        assert deployed.outputs["load_test_results_path"] == "/results/1"
+        jobs_path = f"/apis/batch/v1/namespaces/{namespace}/jobs"
+        master_job = client.get(f"{jobs_path}/corral-load-test-1-master")
+        assert master_job["status"].get("succeeded") == 1  # `pulumi up` awaited the run
+        claim = client.get(f"/api/v1/namespaces/{namespace}/persistentvolumeclaims/corral-load-test-results")
+        assert claim["status"]["phase"] == "Bound"
+
+        def placed() -> dict[str, list[dict[str, Any]]] | None:
+            pods = client.items(f"/api/v1/namespaces/{namespace}/pods", labelSelector=LOAD_TEST_PODS)
+            by_role: dict[str, list[dict[str, Any]]] = {}
+            for pod in pods:
+                by_role.setdefault(pod["metadata"]["labels"][ROLE], []).append(pod)
+            counts = {role: len(found) for role, found in by_role.items()}
+            bound = all(p["spec"].get("nodeName") for p in pods)
+            return by_role if counts == {"master": 1, "worker": 3, "results": 1} and bound else None
+
+        # Admitted under Pod Security "restricted", created by the Job and Deployment controllers, bound.
+        pods = client.wait_for(placed, 120, "the load test's pods")
+        (master,), (holder,) = pods["master"], pods["results"]
+        assert master["spec"]["nodeName"] == holder["spec"]["nodeName"]  # the ReadWriteOnce results volume
+        workers_job = client.wait_for(
+            lambda: (j := client.get(f"{jobs_path}/corral-load-test-1-workers"))["status"].get("succeeded") == 3 and j,
+            120,
+            "the workers Job to complete",
+        )
+        assert workers_job["spec"]["parallelism"] == 3
+        # The master Service selects exactly the master's pod (the address the workers' --master-host names).
+        service = client.get(f"/api/v1/namespaces/{namespace}/services/corral-load-test-master")
+        selector = ",".join(f"{key}={value}" for key, value in service["spec"]["selector"].items())
+        selected = client.items(f"/api/v1/namespaces/{namespace}/pods", labelSelector=selector)
+        assert [p["metadata"]["name"] for p in selected] == [master["metadata"]["name"]]
