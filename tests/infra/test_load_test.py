@@ -19,6 +19,7 @@ import httpx
 import kubernetes_validate
 import pulumi
 import pytest
+import yaml
 
 from infra import engine
 from infra.controlplane import ControlPlane, FakeNode, KubeClient
@@ -530,3 +531,38 @@ def test_pulumi_up_creates_a_load_test_the_cluster_admits_schedules_and_runs_to_
         selector = ",".join(f"{key}={value}" for key, value in service["spec"]["selector"].items())
         selected = client.items(f"/api/v1/namespaces/{namespace}/pods", labelSelector=selector)
         assert [p["metadata"]["name"] for p in selected] == [master["metadata"]["name"]]
+
+
+def _uncommented_load_test(text: str) -> dict[str, Any]:
+    """The commented-out ``corral:load_test`` block of a stack file, as the stack would read it uncommented."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip() == "# corral:load_test:")
+    block = ["config:"]
+    for line in lines[start:]:
+        if not line.lstrip().startswith("#"):
+            break
+        block.append(line.replace("# ", "", 1))
+    config: dict[str, Any] = yaml.safe_load("\n".join(block))["config"]
+    return config
+
+
+def _readme_example() -> dict[str, Any]:
+    readme = (REPO_ROOT / "README.md").read_text()
+    section = readme[readme.index("### In the cluster: the load-test component") :]
+    block = section[section.index("```yaml\n") + len("```yaml\n") : section.index("```\n", section.index("```yaml"))]
+    config: dict[str, Any] = yaml.safe_load(block)["config"]
+    return config
+
+
+@pytest.mark.parametrize("source", ["gpu stack", "README"])
+def test_documented_examples_deploy_and_pass_the_policies(mocks: RecordingMocks, source: str) -> None:
+    if source == "README":
+        config = _readme_example()
+    else:
+        config = _uncommented_load_test((REPO_ROOT / "stacks" / "Pulumi.gpu.yaml").read_text())
+    base = load_stack("gpu").model_dump(exclude_unset=True)
+    settings = settings_from_config({**base, **config}, source)
+    assert settings.load_test is not None and settings.load_test.users == 200
+    run(settings)
+    assert len(kind(mocks, "Job")) == 2
+    assert check(mocks.manifests()) == []
