@@ -107,8 +107,6 @@ class ApiKeySettings(_Section):
 
 
 LoadTestApi = Literal["native", "openai", "chat", "generate", "openai-chat", "openai-completions", "embed"]
-# Streams one Locust worker process drives before its own CPU inflates the latencies it measures (reference §4).
-STREAMS_PER_WORKER = 100
 
 
 class LoadTestResultsSettings(_Section):
@@ -159,6 +157,7 @@ class LoadTestSettings(_Section):
 
     @model_validator(mode="after")
     def _readable_and_within_a_workers_budget(self) -> LoadTestSettings:
+        from perf.planner import STREAMS_PER_WORKER
         from perf.slo import parse_slos
 
         try:

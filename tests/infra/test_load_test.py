@@ -30,6 +30,8 @@ from infra.policies import check
 from infra.program import REPO_ROOT, StackSettingsError, load_stack, program, settings_from_config
 from infra.settings import StackSettings
 from infra.validation import validate_manifests
+from perf.planner import ValidationLoad, stack_snippet
+from perf.slo import parse_slos
 
 from .graph import RecordingMocks
 from .local_pod import LocalPod, free_port
@@ -565,4 +567,20 @@ def test_documented_examples_deploy_and_pass_the_policies(mocks: RecordingMocks,
     assert settings.load_test is not None and settings.load_test.users == 200
     run(settings)
     assert len(kind(mocks, "Job")) == 2
+    assert check(mocks.manifests()) == []
+
+
+def test_capacity_snippet_load_test_block_is_a_valid_stack_setting(mocks: RecordingMocks) -> None:
+    """`corral perf capacity --stack gpu` writes a commented load_test section; uncommented, the stack takes it."""
+    load = ValidationLoad("smollm2:135m", 230, "openai-chat", 16, 32, parse_slos("ttft_p95=3s,errors=1%"))
+    config = _uncommented_load_test(stack_snippet("gpu", 12, 8, load))
+    base = load_stack("gpu").model_dump(exclude_unset=True)
+    settings = settings_from_config({**base, **config}, "snippet")
+    assert settings.load_test is not None
+    assert (settings.load_test.users, settings.load_test.workers) == (230, 3)
+    run(settings)
+    master = jobs(mocks)["master"]
+    args = argv(master)
+    assert args[7] == "OpenAIChatUser"
+    assert option(args, "--slo") == "ttft_p95=3000ms,errors=1%"
     assert check(mocks.manifests()) == []
