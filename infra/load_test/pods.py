@@ -156,12 +156,13 @@ def worker_job_spec(args: LoadTestArgs, config_map: str, master_service: str) ->
     """``workers`` pods at once; one that fails (its master not up yet) is restarted in place."""
     s = args.settings
     amounts = {"cpu": s.worker_cpu, "memory": s.worker_memory}
+    argv = worker_args(args, master_service)
     container = {
         "name": WORKER_CONTAINER,
         "image": args.image,
         "imagePullPolicy": args.image_pull_policy,
-        "command": worker_args(args, master_service)[:1],
-        "args": worker_args(args, master_service)[1:],
+        "command": argv[:1],
+        "args": argv[1:],
         "env": _env(),
         "resources": _resources(amounts),
         "volumeMounts": _mounts(results=False),
