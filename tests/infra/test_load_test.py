@@ -428,9 +428,9 @@ def test_rendered_master_and_workers_run_against_a_real_server(corral_server: st
         target=corral_server,
         users=2,
         workers=2,
-        duration="8s",
+        duration="12s",
         input_words=16,
-        output_tokens=8,
+        output_tokens=4,
         slo="ttft_p95=60s,errors=5%",
     )
     # The engine's own preview ran the policy pack; the rendered objects pass the schemas and the rules too.
@@ -460,9 +460,9 @@ def test_a_broken_slo_fails_the_master_and_keeps_the_results(corral_server: str,
         run_id="strict",
         users=1,
         workers=1,
-        duration="5s",
+        duration="10s",
         input_words=16,
-        output_tokens=8,
+        output_tokens=4,
         slo="ttft_p95=1ms",
     )
     done, worker_codes, master = LocalRun(manifests, tmp_path).run(timeout=300)
