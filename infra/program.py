@@ -17,6 +17,7 @@ import pulumi
 import yaml
 from pydantic import ValidationError
 
+from .load_test import LoadTest, LoadTestArgs
 from .model_server import ModelServer, ModelServerArgs
 from .settings import StackSettings
 from .sizing import read_catalog
@@ -77,14 +78,15 @@ def _describe(exc: ValidationError) -> str:
         if error["type"] == "extra_forbidden":
             lines.append(f"unknown setting {PROJECT}:{key}")
         elif key:
-            lines.append(f"{PROJECT}:{key}: {error['msg']}")
+            lines.append(f"{PROJECT}:{key}: {error['msg'].removeprefix('Value error, ')}")
         else:
             lines.append(error["msg"].removeprefix("Value error, "))
     return "; ".join(lines)
 
 
 def program(settings: StackSettings) -> None:
-    """Create the stack's resources and export ``service_url``, ``namespace``, ``pvc_name`` and ``replicas``."""
+    """Create the stack's resources and export ``service_url``, ``namespace``, ``pvc_name`` and ``replicas``;
+    with a ``load_test`` section also the LoadTest and its ``load_test_*`` outputs."""
     catalog_path = Path(settings.catalog)
     if not catalog_path.is_absolute():
         catalog_path = REPO_ROOT / catalog_path
@@ -98,3 +100,11 @@ def program(settings: StackSettings) -> None:
     pulumi.export("namespace", server.namespace)
     pulumi.export("pvc_name", server.pvc_name)
     pulumi.export("replicas", server.replicas)
+    if settings.load_test is not None:
+        load_test = LoadTest(
+            f"{settings.name}-load-test", LoadTestArgs.from_stack(settings), pulumi.ResourceOptions(depends_on=[server])
+        )
+        pulumi.export("load_test_master_job", load_test.master_job)
+        pulumi.export("load_test_results_claim", load_test.results_claim)
+        pulumi.export("load_test_results_path", load_test.results_path)
+        pulumi.export("load_test_results_deployment", load_test.results_deployment)

@@ -107,6 +107,79 @@ class ApiKeySettings(_Section):
     )
 
 
+LoadTestApi = Literal["native", "openai", "chat", "generate", "openai-chat", "openai-completions", "embed"]
+
+
+class LoadTestResultsSettings(_Section):
+    """The volume the load test's results are written to and kept on (a PersistentVolumeClaim)."""
+
+    storage_class: str | None = Field(None, description="StorageClass of the results PVC; unset = cluster default")
+    access_mode: Literal["ReadWriteOnce", "ReadWriteMany"] = Field(
+        "ReadWriteOnce", description="RWO: the master runs on the node of the results pod; RWX: anywhere"
+    )
+    size: str = Field("1Gi", description="Size of the results PVC")
+
+
+class LoadTestSettings(_Section):
+    """An optional in-cluster Locust run against the server (``corral:index:LoadTest``): a master Job, a Job of
+    workers, the master's Service, the locustfile in a ConfigMap, results kept on a PVC. Off unless set.
+
+    The image (the server's unless ``image`` is set) must be built with the ``perf`` extra (the Dockerfile's
+    default); it provides the ``perf`` package the locustfile imports."""
+
+    model: str = Field(description="Model every request names (it must be in the catalog)")
+    run_id: str = Field(
+        "1",
+        pattern=r"^[a-z0-9]([a-z0-9-]{0,18}[a-z0-9])?$",
+        description="Names the run and its results folder; a new value starts a new run (the Jobs are replaced)",
+    )
+    users: int = Field(8, ge=1, description="Concurrent Locust users (streams), all workers together")
+    spawn_rate: float | None = Field(None, gt=0, description="Users started per second; unset = all at once")
+    duration: str = Field("5m", description="Run time after the users started (Locust --run-time: 30s, 5m, 1h)")
+    workers: int = Field(1, ge=1, description="Locust worker pods (keep each under ~100 streams)")
+    api: LoadTestApi = Field("native", description="Endpoint: native or openai chat, or any `corral perf --api`")
+    input_words: int = Field(128, ge=1, description="Filler words per prompt (about one token each)")
+    output_tokens: int = Field(64, ge=1, description="num_predict / max_tokens per request")
+    slo: str = Field("", description="Thresholds that fail the run (exit code 3), e.g. ttft_p95=1000ms,errors=1%")
+    target: str | None = Field(None, description="Base URL to load; unset = the server's in-cluster Service")
+    image: str | None = Field(None, description="Image with Corral's perf extra; unset = the server image")
+    worker_cpu: str = Field("1", description="CPU request and limit of each worker (one Locust process)")
+    worker_memory: str = Field("1Gi", description="Memory request and limit of each worker")
+    wait: bool = Field(False, description="`pulumi up` waits for the run and fails when the master fails")
+    results: LoadTestResultsSettings = Field(
+        default_factory=LoadTestResultsSettings, description="Where the results are kept"
+    )
+
+    @property
+    def duration_seconds(self) -> float:
+        from perf.run import parse_duration
+
+        return parse_duration(self.duration)
+
+    @model_validator(mode="after")
+    def _readable_and_within_a_workers_budget(self) -> LoadTestSettings:
+        from perf.planner import STREAMS_PER_WORKER
+        from perf.slo import parse_slos
+
+        try:
+            if self.duration_seconds <= 0:
+                raise ValueError("must be longer than 0s")
+        except ValueError as exc:
+            raise ValueError(f"duration: {exc}") from exc
+        if self.slo:
+            try:
+                parse_slos(self.slo)
+            except ValueError as exc:
+                raise ValueError(f"slo: {exc}") from exc
+        if self.users > self.workers * STREAMS_PER_WORKER:
+            raise ValueError(
+                f"users {self.users} over {self.workers} worker(s) is more than {STREAMS_PER_WORKER} "
+                f"streams per worker, where Locust's own CPU skews the timings: set workers to at least "
+                f"{-(-self.users // STREAMS_PER_WORKER)}"
+            )
+        return self
+
+
 class StackSettings(_Section):
     """Everything one stack decides. Defaults give a one-replica CPU deployment of the repository's catalog."""
 
@@ -139,6 +212,7 @@ class StackSettings(_Section):
     service_monitor: ServiceMonitorSettings | None = Field(None, description="Optional ServiceMonitor")
     network_policy: NetworkPolicySettings | None = Field(None, description="Optional NetworkPolicy")
     api_key: ApiKeySettings | None = Field(None, description="Optional API key from a Secret")
+    load_test: LoadTestSettings | None = Field(None, description="Optional in-cluster Locust run (off by default)")
 
     @model_validator(mode="after")
     def _one_writer_per_rwo_volume(self) -> StackSettings:

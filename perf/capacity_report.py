@@ -5,7 +5,15 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from perf.planner import binding, first_fail_reason, knee, level_table, stack_snippet
+from perf.planner import (
+    ValidationLoad,
+    binding,
+    first_fail_reason,
+    knee,
+    level_table,
+    stack_snippet,
+    target_concurrency,
+)
 from perf.plots import capacity_plot, tradeoff_plot
 from perf.report import DEFINITIONS, fmt, markdown_table
 
@@ -54,11 +62,27 @@ def write(result: CapacityResult) -> dict[str, Any]:
         tradeoff_plot(out / "tradeoff.png", data["levels"], title)
     if spec.stack and result.plans:
         replicas = max(p.replicas for p in result.plans)
+        load = _validation_load(result)
         (out / f"Pulumi.{spec.stack}.snippet.yaml").write_text(
-            stack_snippet(spec.stack, replicas, spec.num_parallel), encoding="utf-8"
+            stack_snippet(spec.stack, replicas, spec.num_parallel, load), encoding="utf-8"
         )
     (out / "report.md").write_text(markdown(result, data), encoding="utf-8")
     return data
+
+
+def _validation_load(result: CapacityResult) -> ValidationLoad | None:
+    """The in-cluster run at the largest concurrency any target asks for, with the search's workload."""
+    if result.point is None:
+        return None
+    spec, point = result.spec, result.point
+    return ValidationLoad(
+        model=spec.workload.model,
+        users=max(target_concurrency(p, point) for p in result.plans),
+        api=spec.server.api.name,
+        input_words=spec.workload.input_words,
+        output_tokens=spec.workload.output_tokens,
+        slos=spec.slos,
+    )
 
 
 def level_rows(data: dict[str, Any]) -> list[list[str]]:

@@ -21,7 +21,11 @@ from typing import Any
 import numpy as np
 
 from perf.search import Measurement, SearchResult, median_values
+from perf.slo import Slo
 
+# Streams one Locust worker drives before its own CPU skews the timings (reference §4; the stack's load_test
+# section enforces the same budget).
+STREAMS_PER_WORKER = 100
 TARGET_KINDS = {"users": "concurrent users", "rps": "requests/s", "tokens": "output tokens/s"}
 
 
@@ -200,10 +204,58 @@ def first_fail_reason(result: SearchResult) -> str | None:
     return max(ratios, key=lambda k: ratios[k]) if ratios else None
 
 
-def stack_snippet(stack: str, replicas: int, num_parallel: int | None) -> str:
+@dataclass(frozen=True)
+class ValidationLoad:
+    """The in-cluster load test that checks a plan at its target (a stack's ``load_test`` section): the search's
+    workload and SLOs at the concurrency the target means."""
+
+    model: str
+    users: int
+    api: str
+    input_words: int
+    output_tokens: int
+    slos: Sequence[Slo]
+
+    def yaml_lines(self) -> list[str]:
+        """The ``corral:load_test`` block, commented out (a validation run is started on purpose)."""
+        workers = max(1, math.ceil(self.users / STREAMS_PER_WORKER))
+        return [
+            "  # then validate the plan from inside the cluster at the target load (README: Capacity planning):",
+            "  # corral:load_test:",
+            f"  #   model: {self.model}",
+            '  #   run_id: "1"',
+            f"  #   users: {self.users}",
+            f"  #   workers: {workers}",
+            "  #   duration: 10m",
+            f"  #   api: {self.api}",
+            f"  #   input_words: {self.input_words}",
+            f"  #   output_tokens: {self.output_tokens}",
+            f"  #   slo: {slo_text(self.slos)}",
+        ]
+
+
+def slo_text(slos: Sequence[Slo]) -> str:
+    """SLOs in the form ``--slo`` and ``load_test.slo`` read (``ttft_p95=1000ms,errors=1%``)."""
+    return ",".join(f"errors={s.limit * 100:g}%" if s.percentile is None else f"{s.name}={s.limit:g}ms" for s in slos)
+
+
+def target_concurrency(plan: Plan, point: OperatingPoint) -> int:
+    """Concurrent streams at the plan's target: the users themselves, λ·R_L for a rate (Little's law), or the
+    tokens/s over one stream's share of tok/s at the operating point."""
+    if plan.target.kind == "users":
+        users = plan.target.value
+    elif plan.target.kind == "rps":
+        users = plan.little_users or 0.0
+    else:
+        users = plan.target.value * point.users / point.out_tok_s if point.out_tok_s > 0 else 0.0
+    return max(1, math.ceil(users - 1e-9))
+
+
+def stack_snippet(stack: str, replicas: int, num_parallel: int | None, load: ValidationLoad | None = None) -> str:
     """The ``stacks/Pulumi.<stack>.yaml`` settings this plan asks for: ``replicas`` and ``num_parallel``, and
     the autoscaling bounds as the alternative (the plan as the floor, twice that as the ceiling), commented out
-    because a stack sets either a fixed count or an autoscaler, never both."""
+    because a stack sets either a fixed count or an autoscaler, never both; with ``load``, the ``load_test``
+    section that validates the plan in the cluster, commented out too."""
     lines = [f"# corral perf capacity: settings for stacks/Pulumi.{stack}.yaml", "config:"]
     lines.append(f"  corral:replicas: {replicas}")
     if num_parallel:
@@ -214,4 +266,6 @@ def stack_snippet(stack: str, replicas: int, num_parallel: int | None) -> str:
         f"  #   min_replicas: {replicas}",
         f"  #   max_replicas: {2 * replicas}",
     ]
+    if load is not None:
+        lines += load.yaml_lines()
     return "\n".join(lines) + "\n"

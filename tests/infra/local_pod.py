@@ -52,6 +52,9 @@ class LocalPod:
             kinds = set(volume) - {"name"}
             assert kinds <= {"persistentVolumeClaim", "emptyDir", "configMap"}, f"cannot emulate volume {name}"
             (self.root / "volumes" / name).mkdir(parents=True, exist_ok=True)
+            if "configMap" in volume:  # a whole-folder mount shows every key as a file
+                for key, data in self.config_maps[volume["configMap"]["name"]]["data"].items():
+                    (self.root / "volumes" / name / key).write_text(data)
         for container in [*self.spec.get("initContainers", []), *self.spec["containers"]]:
             for mount in container.get("volumeMounts", []):
                 source = volumes[mount["name"]]

@@ -51,7 +51,10 @@ def test_capacity_finds_the_slot_limit(tmp_path: Path, fake_server: Callable[...
     assert {r.users for r in records} == {1, 2, 3, 4}
     for name in ("run.json", "capacity.png", "tradeoff.png", "report.md", "Pulumi.gpu.snippet.yaml"):
         assert (tmp_path / name).stat().st_size > 0, name
-    assert "corral:replicas: 8" in (tmp_path / "Pulumi.gpu.snippet.yaml").read_text()
+    snippet = (tmp_path / "Pulumi.gpu.snippet.yaml").read_text()
+    assert "corral:replicas: 8" in snippet
+    assert "  # corral:load_test:\n  #   model: fake\n" in snippet and "  #   users: 10\n" in snippet
+    assert "  #   slo: ttft_p95=60ms,errors=1%\n" in snippet
     assert "Max users per replica: 2" in out.getvalue()
     assert "target users=10: 8 replicas" in out.getvalue()
     # The planner on the recorded samples: the same verdicts, measurement by measurement.

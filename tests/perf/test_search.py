@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from perf.planner import OperatingPoint, PlanError, Target, knee, level_table, plan, stack_snippet
+from perf.planner import (
+    OperatingPoint,
+    PlanError,
+    Target,
+    ValidationLoad,
+    knee,
+    level_table,
+    plan,
+    stack_snippet,
+    target_concurrency,
+)
 from perf.search import INVALID, CapacitySearch, ClientBound, Measurement, SearchResult, decide
 from perf.slo import FAIL, INCONCLUSIVE, PASS, overall, parse_slos
 from perf.stats import summarise
@@ -120,6 +130,15 @@ def test_replica_plans() -> None:
     snippet = stack_snippet("gpu", 46, 4)
     assert "corral:replicas: 46" in snippet and "corral:num_parallel: 4" in snippet
     assert "#   max_replicas: 92" in snippet
+    assert "load_test" not in snippet
+    assert target_concurrency(users, point) == 200
+    assert target_concurrency(rps, point) == 8  # 5 req/s x 1.5 s (Little's law), rounded up
+    assert target_concurrency(tokens, point) == 50  # 2000 tok/s over 40 tok/s per stream at 6 users
+    load = ValidationLoad("smollm2:135m", 250, "chat", 16, 32, parse_slos("ttft_p95=1s,itl_p95=100ms,errors=1%"))
+    with_load = stack_snippet("gpu", 46, 4, load)
+    assert with_load.startswith(snippet)
+    assert "  #   users: 250\n  #   workers: 3\n" in with_load
+    assert "  #   slo: ttft_p95=1000ms,itl_p95=100ms,errors=1%\n" in with_load
 
 
 def test_operating_point_medians() -> None:
