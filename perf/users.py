@@ -76,6 +76,9 @@ class StreamUser(FastHttpUser):
         self.target = getattr(options, "target_name", "")
         self.sent = 0
         self.prefix = f"{os.getpid()}.{id(self):x}"  # unique per live user in this process
+        # A server with API keys on: the same variable the corral CLI and the ollama client read.
+        key = os.environ.get("OLLAMA_API_KEY", "")
+        self.headers = {"Accept-Encoding": "identity", **({"Authorization": f"Bearer {key}"} if key else {})}
 
     @task
     def request(self) -> None:
@@ -103,7 +106,7 @@ class StreamUser(FastHttpUser):
             json=body,
             stream=True,
             catch_response=True,
-            headers={"Accept-Encoding": "identity"},
+            headers=self.headers,
         ) as response:
             error = _read(response, reader)
             record = reader.finish(time.perf_counter(), response.status_code or 0, error)

@@ -15,7 +15,8 @@ REPO_LOCUSTFILE = Path(__file__).resolve().parents[2] / "perf" / "locustfile.py"
 
 @dataclass(frozen=True)
 class LoadTestArgs:
-    """``server_name`` prefixes every object name; ``target`` is the base URL the users load."""
+    """``server_name`` prefixes every object name; ``target`` is the base URL the users load; ``api_key`` the
+    server's API keys Secret (name, key) when the stack turns keys on: the users send it as ``OLLAMA_API_KEY``."""
 
     settings: LoadTestSettings
     server_name: str
@@ -24,6 +25,7 @@ class LoadTestArgs:
     image_pull_policy: str
     target: str
     locustfile: str
+    api_key: tuple[str, str] | None = None
 
     @classmethod
     def from_stack(cls, stack: StackSettings, locustfile: Path = REPO_LOCUSTFILE) -> LoadTestArgs:
@@ -40,6 +42,7 @@ class LoadTestArgs:
             image_pull_policy=stack.image_pull_policy,
             target=(test.target or service_url(stack.name, stack.namespace)).rstrip("/"),
             locustfile=locustfile.read_text(encoding="utf-8"),
+            api_key=(stack.api_key.secret_name, stack.api_key.secret_key) if stack.api_key else None,
         )
 
     def run_record(self) -> str:

@@ -111,8 +111,12 @@ def _volumes(config_map: str, claim: str | None) -> list[dict[str, Any]]:
     return volumes
 
 
-def _env() -> list[dict[str, Any]]:
-    return [{"name": "HOME", "value": TMP_DIR}, {"name": "PYTHONUNBUFFERED", "value": "1"}]
+def _env(args: LoadTestArgs) -> list[dict[str, Any]]:
+    env: list[dict[str, Any]] = [{"name": "HOME", "value": TMP_DIR}, {"name": "PYTHONUNBUFFERED", "value": "1"}]
+    if args.api_key is not None:  # from the Secret, never in args
+        name, key = args.api_key
+        env.append({"name": "OLLAMA_API_KEY", "valueFrom": {"secretKeyRef": {"name": name, "key": key}}})
+    return env
 
 
 def _pod_spec(containers: list[dict[str, Any]], volumes: list[dict[str, Any]], restart: str) -> dict[str, Any]:
@@ -135,7 +139,7 @@ def master_job_spec(args: LoadTestArgs, config_map: str, claim: str) -> dict[str
         "imagePullPolicy": args.image_pull_policy,
         "command": ["sh", "-c", MASTER_SCRIPT, "load-test"],
         "args": master_args(args),
-        "env": [*_env(), {"name": "RESULTS", "value": results_path(s.run_id)}],
+        "env": [*_env(args), {"name": "RESULTS", "value": results_path(s.run_id)}],
         "ports": [{"name": MASTER_PORT_NAME, "containerPort": MASTER_PORT, "protocol": "TCP"}],
         "resources": _resources(SMALL),
         "volumeMounts": _mounts(results=True),
@@ -163,7 +167,7 @@ def worker_job_spec(args: LoadTestArgs, config_map: str, master_service: str) ->
         "imagePullPolicy": args.image_pull_policy,
         "command": argv[:1],
         "args": argv[1:],
-        "env": _env(),
+        "env": _env(args),
         "resources": _resources(amounts),
         "volumeMounts": _mounts(results=False),
         "securityContext": container_security_context(),

@@ -171,6 +171,16 @@ def test_service_selects_the_master_and_the_workers_point_at_it(mocks: Recording
     assert args[args.index("-f") + 2] == "ChatUser"
 
 
+def test_users_send_the_servers_api_key_from_its_secret(mocks: RecordingMocks) -> None:
+    base = load_stack("dev").model_dump(exclude_unset=True)
+    run(settings_from_config({**base, "api_key": {"secret_name": "keys"}, "load_test": LOAD_TEST}, "test"))
+    for job in jobs(mocks).values():
+        env = {e["name"]: e for e in container(job)["env"]}
+        assert env["OLLAMA_API_KEY"]["valueFrom"] == {"secretKeyRef": {"name": "keys", "key": "api-key"}}
+    run(with_load_test())  # no keys on the server: none sent
+    assert all("OLLAMA_API_KEY" not in str(container(job)["env"]) for job in jobs(mocks).values())
+
+
 def test_load_test_pods_never_join_the_servers_service(mocks: RecordingMocks) -> None:
     run(with_load_test())
     selector = server_labels("corral")

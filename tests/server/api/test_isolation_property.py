@@ -200,7 +200,7 @@ def test_no_request_disturbs_another_clients_stream(
 def test_the_victim_ran_and_the_api_stayed_responsive(arena: tuple[LiveServer, Victim, Pinger]) -> None:
     _, victim, pinger = arena
     runs = victim.runs
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 300  # the attackers' last requests may still hold slots on a loaded machine
     while victim.runs == runs and time.monotonic() < deadline:
         time.sleep(0.05)
     assert victim.runs > runs and not victim.failures, victim.failures
