@@ -160,7 +160,8 @@ def volumes(args: ModelServerArgs, claim_name: str, config_map_name: str) -> lis
     key = args.settings.api_key
     if key is not None:
         items = [{"key": key.secret_key, "path": "keys"}]
-        out.append({"name": "api-keys", "secret": {"secretName": key.secret_name, "items": items, "defaultMode": 0o440}})
+        secret = {"secretName": key.secret_name, "items": items, "defaultMode": 0o440}
+        out.append({"name": "api-keys", "secret": secret})
     return out
 
 
