@@ -45,10 +45,12 @@ registry-server:
 tools:
 	nice -n 10 bash infra/toolchain/build.sh all
 
-# The conformance gate starts its own server (free port, temporary store) and writes parity.md.
+# The conformance gate starts its own server (free port, temporary store) and writes parity.md; it runs twice:
+# with every feature at its default, and with API keys on (the suite then sends the key).
 test: lint registry-server tools
 	$(BIN)/pytest
 	$(BIN)/corral conformance --report parity.md --junit conformance.xml
+	$(BIN)/corral conformance --api-key ci-conformance-key -q --report parity-keyed.md
 
 # The parity run (not part of `make test`; see README "Conformance"): builds Ollama 0.24.0 from the Go module
 # proxy once (cached under ${CORRAL_TOOLS_CACHE:-~/.cache/corral/tools}), runs the suite against it and against
