@@ -18,7 +18,7 @@ from starlette.responses import PlainTextResponse, Response
 
 from server.api import blobs, chat, embed, generate, health, models, openai, system
 from server.api.errors import render_error
-from server.api.gates import DrainGate, KeyGate
+from server.api.gates import BodyLimit, DrainGate, KeyGate
 from server.auth import ApiKeys
 from server.catalog import Catalog, CatalogEntry, load_catalog
 from server.engine import LoadParams
@@ -49,7 +49,8 @@ def create_app(settings: Settings, loader: Callable[[LoadParams], ModelRunner] =
     shutdown every model is unloaded and every runner stopped.
 
     Around the routes, outermost first: the request log and metrics (:mod:`server.telemetry`), Ollama's HTTP
-    policy (CORS, Host guard), API keys (:mod:`server.auth`), and the drain gate (:mod:`server.lifecycle`).
+    policy (CORS, Host guard), API keys (:mod:`server.auth`), the drain gate (:mod:`server.lifecycle`), and the
+    request body limit (``CORRAL_MAX_REQUEST_BYTES``); see :mod:`server.api.gates`.
     """
     store = Store(settings.models, noprune=settings.noprune)
     catalog = load_catalog(settings.catalog) if settings.catalog else None
@@ -98,6 +99,7 @@ def create_app(settings: Settings, loader: Callable[[LoadParams], ModelRunner] =
     )
     for router in routers:
         app.include_router(router)
+    app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
     app.add_middleware(DrainGate, lifecycle=lifecycle)
     app.add_middleware(KeyGate, keys=keys, metrics_open=not settings.metrics_auth)
     app.add_middleware(HttpPolicy, origins=settings.origins, guard_host=is_loopback(settings.host.host))

@@ -18,6 +18,7 @@ Hierarchy::
         │   ├── ModelNotFound
         │   └── BlobNotFound
         ├── Unauthorized (401)       API keys are on and the request has none, or a wrong one
+        ├── PayloadTooLarge (413)    a request body over CORRAL_MAX_REQUEST_BYTES
         ├── RequestCanceled (499)    the client went away while the request waited
         ├── ServerBusy (503)         the waiting queue is full
         ├── ShuttingDown (503)       the server is draining: new work is refused, work left at the deadline ends
@@ -127,6 +128,11 @@ class Unauthorized(ApiError):
     status_code = 401
     openai_type = "invalid_request_error"
     headers: ClassVar[dict[str, str]] = {"WWW-Authenticate": "Bearer"}
+
+
+class PayloadTooLarge(ApiError):
+    status_code = 413
+    openai_type = "invalid_request_error"
 
 
 class RequestCanceled(ApiError):

@@ -281,6 +281,12 @@ class Settings:
     step_timeout: float = _var(
         "CORRAL_STEP_TIMEOUT", _seconds, 120.0, "A compute step running longer fails /healthz (seconds)"
     )
+    max_request_bytes: int = _var(
+        "CORRAL_MAX_REQUEST_BYTES",
+        _non_negative_int,
+        64 * 2**20,
+        "Largest JSON request body in bytes (blob uploads stream and are not limited; 0 = no limit)",
+    )
     log_format: str = _var("CORRAL_LOG_FORMAT", _log_format, "text", "Request log lines: text or json")
     api_key: str = field(
         default="",

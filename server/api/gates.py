@@ -1,13 +1,13 @@
 """The gates in front of the routes, as plain ASGI middleware (streams pass through untouched): API keys
-(:mod:`server.auth`) and the drain (:mod:`server.lifecycle`). Both answer with the dialect's error shape and note
-what they did on the request record."""
+(:mod:`server.auth`), the drain (:mod:`server.lifecycle`) and the request body limit. They answer with the
+dialect's error shape and note what they did on the request record."""
 
 from __future__ import annotations
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.auth import ApiKeys, needs_key
-from server.errors import ShuttingDown, Unauthorized
+from server.errors import PayloadTooLarge, ShuttingDown, Unauthorized
 from server.lifecycle import WORK_ROUTES, Lifecycle
 from server.telemetry.record import scope_record
 
@@ -63,3 +63,36 @@ class DrainGate:
             await self.app(scope, receive, send)
         finally:
             self.lifecycle.leave()
+
+
+class BodyLimit:
+    """ASGI middleware: a JSON request body larger than ``limit`` bytes gets 413 before it is held in memory
+    (by its Content-Length at once, else when the bytes read pass the limit). Blob uploads stream to disk and
+    are not limited."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self.limit or scope["path"].startswith("/api/blobs/"):
+            await self.app(scope, receive, send)
+            return
+        error = PayloadTooLarge(f"request body too large: the limit is {self.limit} bytes (CORRAL_MAX_REQUEST_BYTES)")
+        length = next((value for key, value in scope["headers"] if key == b"content-length"), b"")
+        if length.isdigit() and int(length) > self.limit:
+            scope_record(scope).failed(error)
+            await render_error(scope["path"], error)(scope, receive, send)
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise error
+            return message
+
+        await self.app(scope, counted, send)

@@ -3,9 +3,10 @@ rotated under a running server, and the paths that stay open."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -104,3 +105,29 @@ def test_request_id_is_echoed_or_made(keyed: LiveServer) -> None:
         assert len(made) == 32 and made != client.get("/").headers["x-request-id"]
         assert client.get("/", headers={"X-Request-ID": "x" * 500}).headers["x-request-id"] != "x" * 500
     assert key_id(KEY) != KEY
+
+
+def test_request_bodies_over_the_limit_get_413_but_blob_uploads_stream(
+    start_server: Callable[..., LiveServer],
+) -> None:
+    server = start_server(variables={"CORRAL_MAX_REQUEST_BYTES": "2048"})
+    big = {"model": MODEL, "prompt": "x" * 4096}
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        native = client.post("/api/generate", json=big)
+        assert native.status_code == 413
+        assert native.json() == {"error": "request body too large: the limit is 2048 bytes (CORRAL_MAX_REQUEST_BYTES)"}
+        oai = client.post("/v1/completions", json=big)
+        assert oai.status_code == 413 and "CORRAL_MAX_REQUEST_BYTES" in oai.json()["error"]["message"]
+
+        def chunks() -> Iterator[bytes]:  # no Content-Length: counted as it arrives
+            yield b'{"model": "smollm2:135m", "prompt": "'
+            for _ in range(8):
+                yield b"y" * 1024
+            yield b'"}'
+
+        chunked = client.post("/api/generate", content=chunks())
+        assert chunked.status_code == 413 and "too large" in chunked.json()["error"]
+        blob = os.urandom(64 * 1024)
+        digest = "sha256:" + hashlib.sha256(blob).hexdigest()
+        assert client.post(f"/api/blobs/{digest}", content=blob).status_code == 201
+        assert client.post("/api/show", json={"model": "absent"}).status_code == 404  # small bodies pass
