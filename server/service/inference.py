@@ -24,7 +24,7 @@ from server.scheduler import Lease, Scheduler
 from server.service import params as values
 from server.service.management import details
 from server.service.models import ModelResolver, ResolvedModel
-from server.service.plan import Plan, Planner, check_top_logprobs, decode_images, embed_inputs
+from server.service.plan import Plan, Planner, check_context, check_top_logprobs, decode_images, embed_inputs
 from server.service.prompting import PromptRequest, render_chat, render_generate
 from server.service.replies import ChatOutput, Timer, assistant, chat_chunks, chat_response, generate_chunks
 from server.settings import Settings
@@ -68,6 +68,7 @@ class Inference:
         if req.raw and (req.template or req.system or req.context):
             raise BadRequest("raw mode does not support template, system, or context")
         check_top_logprobs(req.top_logprobs)
+        check_context(req.context, model)
         think = values.think_setting(req.think)
         if not req.prompt and keep_alive == 0 and not req.debug_render_only:
             await self.scheduler.unload(model.name.full)

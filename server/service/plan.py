@@ -94,6 +94,17 @@ class Planner:
         )
 
 
+def check_context(context: list[int] | None, model: ResolvedModel) -> None:
+    """``context`` token ids must be in the model's vocabulary (from its GGUF header), checked before the model
+    is loaded or the request queued; the runner checks again against the loaded vocabulary."""
+    n_vocab = model.info.array_lengths.get("tokenizer.ggml.tokens", 0)
+    if not context or not n_vocab:
+        return
+    bad = next((t for t in context if not 0 <= t < n_vocab), None)
+    if bad is not None:
+        raise BadRequest(f"invalid token id {bad} in context: the model's vocabulary has {n_vocab} tokens")
+
+
 def check_top_logprobs(value: int) -> None:
     if not 0 <= value <= 20:
         raise BadRequest("top_logprobs must be between 0 and 20")

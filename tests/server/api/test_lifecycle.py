@@ -96,6 +96,18 @@ def test_an_out_of_vocabulary_context_gets_400_and_the_stream_beside_it_is_untou
     assert result["text"] == alone
 
 
+def test_an_out_of_vocabulary_context_is_refused_before_the_model_loads(start: Callable[..., LiveServer]) -> None:
+    server = start()
+    with server.client() as client:
+        for context in ([49152], [-1], [1, 2, 2**40]):
+            attack = client.post("/api/generate", json={"model": MODEL, "prompt": "hi", "context": context})
+            assert attack.status_code == 400
+            assert attack.json() == {
+                "error": f"invalid token id {context[-1]} in context: the model's vocabulary has 49152 tokens"
+            }
+        assert client.get("/api/ps").json() == {"models": []}  # checked in the plan: nothing was loaded
+
+
 # Greedy without a repeat penalty counts on to the 1500 tokens asked for: about 30 s here, 5-10 s on a fast CPU.
 COUNTING = "1, 2, 3, 4, 5, 6, 7, 8,"
 COUNTER = "counter:latest"
