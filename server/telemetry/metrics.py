@@ -119,7 +119,7 @@ class Metrics:
         )
         self.itl = Histogram(
             "corral_inter_token_latency_seconds",
-            "Every gap between two generated tokens of a request",
+            "Every gap between consecutive token events of a request (one token each, unless stop strings held text)",
             ["model"],
             buckets=TOKEN_BUCKETS,
             registry=r,
