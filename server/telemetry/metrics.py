@@ -4,7 +4,7 @@ Two kinds of numbers, kept off the decode path:
 
 - Per request, observed once the response has been sent (:meth:`Metrics.observe`): requests by route, dialect
   and status; request duration; time to first token, every inter-token gap and time per output token; prompt,
-  cached-prompt and output tokens; rejected requests by reason.
+  cached-prompt and output tokens; rejected requests by reason; requests and output tokens per API key id.
 - Per loaded model, read when Prometheus scrapes (:meth:`Metrics.render` with :class:`ModelState` rows): queue
   depth, busy and total slots, memory estimate, the compute thread's step-time histogram (from the runner
   process), loaded models. Nothing is updated for these while requests run.
@@ -147,6 +147,15 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.key_requests = Counter(
+            "corral_key_requests",
+            "Requests per API key (its id: the first 8 hex digits of its SHA-256)",
+            ["key_id"],
+            registry=r,
+        )
+        self.key_tokens = Counter(
+            "corral_key_output_tokens", "Generated tokens per API key (its id)", ["key_id"], registry=r
+        )
         self.load_duration = Histogram(
             "corral_model_load_duration_seconds", "Time to load a model", ["model"], buckets=LOAD_BUCKETS, registry=r
         )
@@ -160,6 +169,10 @@ class Metrics:
         reason = REJECTIONS.get(record.error)
         if reason:
             self.rejected.labels(reason).inc()
+        if record.key_id:
+            self.key_requests.labels(record.key_id).inc()
+            if record.output_tokens:
+                self.key_tokens.labels(record.key_id).inc(record.output_tokens)
         if not record.model:
             return
         model = record.model

@@ -48,6 +48,7 @@ def test_missing_and_wrong_keys_get_401_in_each_dialect(keyed: LiveServer) -> No
             assert client.get(path).status_code == 200, path
         metrics = client.get("/metrics").text
     assert 'corral_rejected_requests_total{reason="unauthorized"} 6.0' in metrics
+    assert f'corral_key_requests_total{{key_id="{key_id(KEY)}"}} 1.0' in metrics and KEY not in metrics
 
 
 def test_official_clients_work_with_a_key(keyed: LiveServer, monkeypatch: pytest.MonkeyPatch) -> None:
