@@ -9,8 +9,9 @@ origin, so credentials never reach the storage host.
 
 from __future__ import annotations
 
+import ssl
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +21,7 @@ from server import __version__
 from server.registry.auth import Credentials, CredentialStore, RegistryAuth
 from server.registry.errors import RegistryError, RegistryNotFound, RetryableStatus, TransportFailure, Unauthorized
 from server.registry.reference import Reference
+from server.registry.transport import LazyTlsTransport, TlsContext
 from server.settings import Settings
 from server.store.blobs import Digest
 from server.store.manifest import MANIFEST_MEDIA_TYPE
@@ -60,10 +62,11 @@ def registry_options(settings: Settings, *, insecure: bool, cancel: threading.Ev
 
 @dataclass(frozen=True)
 class BlobLocation:
-    """A blob's direct URL and the headers its ranged GETs carry (see ``ranged``)."""
+    """A blob's direct URL, the headers its ranged GETs carry and the TLS context they use (see ``ranged``)."""
 
     url: str
     headers: dict[str, str]
+    tls: Callable[[], ssl.SSLContext]
 
 
 class RegistryClient:
@@ -75,12 +78,19 @@ class RegistryClient:
         timeout = httpx.Timeout(options.read_timeout, connect=options.connect_timeout)
         limits = httpx.Limits(max_connections=options.parallel + 4, max_keepalive_connections=options.parallel + 4)
         headers = {"User-Agent": USER_AGENT}
-        self._token_client = httpx.Client(timeout=timeout, headers=headers, follow_redirects=True)
+        self.tls = TlsContext()
+        self._token_client = httpx.Client(
+            timeout=timeout, headers=headers, follow_redirects=True, transport=LazyTlsTransport(self.tls, limits)
+        )
         self.auth = RegistryAuth(
             options.credentials.for_host(reference.host), scopes=scopes, token_client=self._token_client
         )
         self._http = httpx.Client(
-            timeout=timeout, limits=limits, headers=headers, follow_redirects=True, auth=self.auth
+            timeout=timeout,
+            headers=headers,
+            follow_redirects=True,
+            auth=self.auth,
+            transport=LazyTlsTransport(self.tls, limits),
         )
 
     def __enter__(self) -> RegistryClient:
@@ -132,7 +142,7 @@ class RegistryClient:
         headers = {"User-Agent": USER_AGENT}
         if "Authorization" in final.headers:
             headers["Authorization"] = final.headers["Authorization"]
-        return BlobLocation(url=str(final.url), headers=headers)
+        return BlobLocation(url=str(final.url), headers=headers, tls=self.tls.get)
 
     def start_upload(self, mount: tuple[Digest, str] | None = None) -> tuple[bool, str]:
         """Open an upload session: ``(False, location)``. With ``mount=(digest, repository)`` the registry may

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from server.registry.download import MIN_PART, plan_parts
 from server.registry.errors import BlobDigestMismatch
 from server.registry.local import LocalRegistry
+from server.registry.parts import MIN_PART, plan_parts
 from server.registry.progress import Progress
 from server.registry.pull import pull_model
 from server.registry.push import push_model
