@@ -1,11 +1,12 @@
 """Blob downloads: ranged requests into a partial file that survives crashes, verified before use.
 
-A blob of up to 1 MiB (config, template, params) is fetched in one GET and written atomically. A larger one
-is located once (the registry's redirects followed, see ``RegistryClient.locate_blob``) and split into up to
-``parallel`` parts (``parts``), each fetched with ``Range: bytes=a-b`` on its own connection (``ranged``) into
-buffers of its own and written with ``pwrite`` at its offset in ``blobs/sha256-<hex>-partial``. A part's state
-is saved every few MB and when it stops, always after the bytes it counts were written, so a pull that dies
-(the process killed, the registry gone, the connection dropped) resumes each part where its state says.
+A blob of up to 1 MiB (config, template, params) is fetched in one GET and written atomically. A larger one is
+located once (the registry's redirects followed, see ``RegistryClient.locate_blob``) and split into up to
+``parallel`` parts (``parts``; one when it is served from loopback, see ``RegistryOptions``), each fetched
+with ``Range: bytes=a-b`` on its own connection (``ranged``) into buffers of its own and written with
+``pwrite`` at its offset in ``blobs/sha256-<hex>-partial``. A part's state is saved every few MB and when it
+stops, always after the bytes it counts were written, so a pull that dies (the process killed, the registry
+gone, the connection dropped) resumes each part where its state says.
 
 Three kinds of threads run a download: one receiver per unfinished part, the hasher (``ordered_hash``: the
 sha256 in order, from the receivers' buffers where it can, so verification costs no extra pass) and a
@@ -29,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
-from server.registry.client import BlobLocation, RegistryClient
+from server.registry.client import DEFAULT_PARALLEL, BlobLocation, RegistryClient
 from server.registry.errors import (
     BlobDigestMismatch,
     LocationExpired,
@@ -99,7 +100,8 @@ class BlobDownload:
                 # Another pull finished it while this one waited; the name may now be an empty new file.
                 _unlink_if_empty(self.path)
                 return False
-            self._parts = self._resume(fd)
+            self._location = self._retrying(lambda: self.client.locate_blob(self.digest))
+            self._parts = self._resume(fd, self._location)
             self.report(self.completed)
             got = self._fetch(fd)
             if got != self.digest.hex:
@@ -126,9 +128,9 @@ class BlobDownload:
     def completed(self) -> int:
         return sum(part.completed for part in self._parts)
 
-    def _resume(self, fd: int) -> list[Part]:
+    def _resume(self, fd: int, location: BlobLocation) -> list[Part]:
         """Parts from the saved state when it describes this blob's size; otherwise a fresh plan over an
-        emptied file."""
+        emptied file, in as many parts as ``location`` calls for (see ``RegistryOptions``)."""
         parts = self.states.load(self.size)
         if parts is not None and os.fstat(fd).st_size == self.size:
             done = sum(p.completed for p in parts)
@@ -138,7 +140,8 @@ class BlobDownload:
         self.states.remove()
         os.ftruncate(fd, 0)
         os.ftruncate(fd, self.size)
-        parts = plan_parts(self.size, self.options.parallel)
+        parallel = self.options.parallel or (1 if location.loopback else DEFAULT_PARALLEL)
+        parts = plan_parts(self.size, parallel)
         for part in parts:
             self.states.save(part)
         return parts
@@ -153,8 +156,6 @@ class BlobDownload:
     def _fetch(self, fd: int) -> str:
         """Fetch every unfinished part in parallel while hashing in order; returns the hex digest."""
         pending = [part for part in self._parts if part.completed < part.size]
-        if pending:
-            self._location = self._retrying(lambda: self.client.locate_blob(self.digest))
         hasher = OrderedHasher(fd, self._parts, self.size)
         flusher = Flusher(fd)
         with ThreadPoolExecutor(max_workers=len(pending) + 2, thread_name_prefix="pull") as pool:
