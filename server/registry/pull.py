@@ -8,8 +8,10 @@ Blobs already in the store are not fetched; each new one is verified before it i
 on a thread pool from the start, beside the large ones, so their round trips do not add to the pull's time;
 their progress lines still come in the manifest's order, and they are written (together, so their fsyncs
 overlap) only once every large blob is in place. The manifest is written last, byte for byte as the registry
-served it (so the model's digest is the registry's), and only when every blob it names is in place: a pull
-that fails or dies leaves no manifest and no unverified blob, only partial files for the next pull to resume.
+served it, as Ollama's pull writes it (the body it read, nothing added or removed: a manifest Ollama pushed
+has no trailing newline, so its pulled copy has none either, while one Ollama created locally ends in one); so
+the model's digest is the registry's. It is written only when every blob it names is in place: a pull that
+fails or dies leaves no manifest and no unverified blob, only partial files for the next pull to resume.
 """
 
 from __future__ import annotations

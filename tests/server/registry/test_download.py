@@ -3,6 +3,8 @@ mid-pull, a byte flipped on the wire, a redirect to another origin; and the part
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -11,6 +13,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 
 from server.registry.errors import BlobDigestMismatch
@@ -230,3 +233,24 @@ def test_a_part_refused_mid_pull_is_retried_after_locating_the_blob_again(
     target = Store(tmp_path / "target")
     pull_model(target, _via(proxy, name), options(backoff=0.01), lambda _: None)
     assert proxy.failures == 0 and target.blobs.verify(digest)
+
+
+@pytest.mark.slow
+def test_the_manifest_is_stored_exactly_as_served(
+    open_registry: LocalRegistry, seeded, repo_name: str, tmp_path: Path
+) -> None:
+    name, _ = _pushed(open_registry, seeded, repo_name)
+    manifests = f"{open_registry.url}/v2/{name.repository}/manifests"
+    accept = {"Accept": "application/vnd.docker.distribution.manifest.v2+json"}
+    served = httpx.get(f"{manifests}/{name.tag}", headers=accept).content
+    assert not served.endswith(b"\n")  # what Ollama's push sends: json.Marshal, no newline
+    # The same manifest as another client might push it: indented, with a trailing newline.
+    spaced = json.dumps(json.loads(served), indent=3).encode() + b"\n"
+    put = httpx.put(f"{manifests}/spaced", content=spaced, headers={"Content-Type": accept["Accept"]})
+    assert put.status_code == 201, put.text
+    target = Store(tmp_path / "target")
+    for tag, expected in ((name.tag, served), ("spaced", spaced)):
+        tagged = ModelName.parse(f"{name.host}/{name.repository}:{tag}")
+        pulled = pull_model(target, tagged, options(), lambda _: None)
+        assert (target.manifests / tagged.manifest_path).read_bytes() == expected
+        assert pulled.digest == hashlib.sha256(expected).hexdigest()
