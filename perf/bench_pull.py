@@ -15,6 +15,8 @@ and pushes the model there. Then, alternating in every round, on the same machin
   renames, manifest written).
 
 Throughput is bytes over wall time; the ratio row is pull / curl, per round and as the median of the rounds.
+The machine's load average before and after the rounds is printed too: on a shared machine it says how much
+the figures are worth.
 CPU seconds (user + system; the registry's are not counted) tell what each side costs where the machine is
 shared and wall times swing.
 The issue's bar is a median ratio >= 0.8. Exit status 1 when the median ratio is under ``--bar``.
@@ -23,6 +25,7 @@ The issue's bar is a median ratio >= 0.8. Exit status 1 when the median ratio is
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import shutil
 import socket
@@ -117,6 +120,7 @@ def main() -> int:
             assert weights is not None
             url = f"{registry.url}/v2/{name.repository}/blobs/{weights.digest}"
             rows = []
+            before = os.getloadavg()[0]
             for round_ in range(1, args.rounds + 1):
                 curl_time, curl_cpu = time_curl(url, work / "curl.out")
                 pull_time, pull_cpu, pulled = time_pull(name, work / "target", args.parallel)
@@ -128,6 +132,8 @@ def main() -> int:
                     flush=True,
                 )
     ratio = statistics.median(r[1] / r[0] for r in rows)
+    after = os.getloadavg()[0]
+    print(f"load average (1 min) {before:.1f} before the rounds, {after:.1f} after, on {os.cpu_count()} CPUs")
     print()
     print(f"| {args.model} ({weights.size / 1e6:.0f} MB weights), median of {args.rounds} | MB/s | CPU s |")
     print("|---|---|---|")
