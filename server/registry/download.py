@@ -49,7 +49,7 @@ SMALL_BLOB = 1 << 20
 SAVE_EVERY = 8 << 20
 SYNC_EVERY = 16 << 20  # the final fsync then waits for ~10 ms of writes, not ~35 (64 MiB) or ~120 (none)
 BUFFER = 1 << 20
-BUFFERS = 8  # per receiver: how far the frontier part may run ahead of the hash (8 MiB)
+BUFFERS = 32  # per receiver: how far the frontier part may run ahead of the hash (32 MiB), to ride out stalls
 MAX_BACKOFF = 8.0
 
 Report = Callable[[int], None]

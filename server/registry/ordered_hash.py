@@ -31,17 +31,24 @@ WAIT = 0.2
 
 
 class BufferPool:
-    """``count`` reusable buffers of ``size`` bytes for one receiver; ``check`` runs while ``take`` waits for
-    one and may raise (a canceled or failed transfer)."""
+    """Up to ``count`` reusable buffers of ``size`` bytes for one receiver, made as they are first needed;
+    ``check`` runs while ``take`` waits for one and may raise (a canceled or failed transfer)."""
 
     def __init__(self, count: int, size: int, check: Callable[[], None]) -> None:
         self._check = check
+        self._size = size
+        self._unmade = count
         self._free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
-        for _ in range(count):
-            self._free.put(bytearray(size))
 
     def take(self) -> memoryview:
-        """A free buffer, waiting for the hasher to give one back."""
+        """A free buffer; a new one while fewer than ``count`` exist, else one the hasher gives back."""
+        try:
+            return memoryview(self._free.get_nowait())
+        except queue.Empty:
+            pass
+        if self._unmade > 0:
+            self._unmade -= 1
+            return memoryview(bytearray(self._size))
         while True:
             try:
                 return memoryview(self._free.get(timeout=WAIT))

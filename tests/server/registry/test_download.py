@@ -91,6 +91,7 @@ def test_registry_killed_mid_pull_resumes_from_the_partial_file(
     puller.start()
     assert halfway.wait(120), "the pull never got to 40%"
     fresh_registry.kill()
+    proxy.rate = None  # the slow start only made sure the kill came mid-pull
     fresh_registry.start()
     puller.join(180)
     assert not puller.is_alive()
