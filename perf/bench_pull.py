@@ -15,14 +15,13 @@ and pushes the model there. Then, alternating in every round, on the same machin
   renames, manifest written).
 
 Each side deletes its own output of the round before just before it runs, and one warm-up round of each goes
-first, uncounted. Without that, on the development VM, the pull's copies into the page cache
-(``copy_folio_from_iter_atomic`` under ``pwrite``, seen with ``perf``) ran 3-10 times slower in some rounds:
-the first pull of a run and the pulls that came right after curl's file was removed, i.e. the pulls that wrote
-into memory freed by another file or never used (a guess: the host takes freed guest memory back and faults it
-in again). Throughput is bytes over wall time; the ratio row is pull / curl, per round and as the median of
-the rounds. CPU seconds (user + system; the registry's are not counted) tell what each side costs where the
-machine is shared and wall times swing; the load average before and after the rounds says how shared it was.
-The issue's bar is a median ratio >= 0.8. Exit status 1 when the median ratio is under ``--bar``.
+first, uncounted, so that neither writes into memory the other just freed or none used yet. (That mattered
+while the pull wrote 1 MiB per ``pwrite``: on the development VM, filling the large page-cache folios that
+such writes get ran 3-10 times slower in those rounds; see ``download._write_at``.) Throughput is bytes over
+wall time; the ratio row is pull / curl, per round and as the median of the rounds. CPU seconds (user +
+system; the registry's are not counted) tell what each side costs where the machine is shared and wall times
+swing; the load average before and after the rounds says how shared it was. The issue's bar is a median ratio
+>= 0.8. Exit status 1 when the median ratio is under ``--bar``.
 """
 
 from __future__ import annotations
