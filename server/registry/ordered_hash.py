@@ -1,8 +1,8 @@
 """The sha256 of a blob whose parts are written concurrently, computed in order on a thread of its own.
 
-On a loopback registry sha256 is the slowest stage of a pull (OpenSSL's sha256 runs at about 1.5 GB/s on one
-core of the development machine, a single ``recv`` + ``pwrite`` stream moves well over that), so the hash
-must neither wait for the download nor make it wait, and must not read the bytes twice:
+On a loopback registry sha256 is the costliest stage of a pull (OpenSSL's sha256 runs at about 1.5 GB/s on
+one core of the development machine and takes more CPU than receiving and writing the same bytes), so the
+hash must neither wait for the download nor make it wait, and must not read the bytes twice:
 
 * Receivers write each piece to the file at its offset and call ``OrderedHasher.wrote``. A piece of the part
   where the hash stands (the frontier) is handed over from memory: the hasher keeps the receiver's buffer,
