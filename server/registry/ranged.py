@@ -1,22 +1,23 @@
-"""The data path of a download: one ranged GET, read straight into a reused buffer.
+"""The data path of a download: one ranged GET, read straight into the caller's buffers.
 
 Everything else in the registry client goes through httpx (auth, redirects, errors). The bytes of a large
 blob do not: httpx hands out a new ``bytes`` object per 64 KiB socket read, through h11's framing. Here
-``http.client``'s ``readinto`` fills one reused 1 MiB buffer from the socket and the caller writes that buffer
-to disk. Reading a 250 MB blob from a loopback registry into a file on the (busy) 2-core development machine:
-httpx about 300 MB/s, this about 500 MB/s, ``curl -o`` about 400 MB/s (best of three each).
+``http.client``'s ``readinto`` fills a 1 MiB buffer the caller supplies (from a pool it reuses) and hands it
+back to be written and hashed. Reading a 250 MB blob from a loopback registry into a file on the (busy)
+2-core development machine: httpx about 300 MB/s, this about 500 MB/s, ``curl -o`` about 400 MB/s (best of
+three each); on the idle machine this reads and writes over 1 GB/s at half of curl's CPU time.
 
-The URL and headers come from ``RegistryClient.locate_blob``, so auth and redirects were already settled by
-httpx; a redirect here anyway (a registry that redirects every request) is followed, dropping
+The URL, headers and TLS context come from ``RegistryClient.locate_blob``, so auth and redirects were already
+settled by httpx; a redirect here anyway (a registry that redirects every request) is followed, dropping
 ``Authorization`` when it leaves the origin.
 """
 
 from __future__ import annotations
 
 import http.client
-import ssl
 import urllib.parse
 from collections.abc import Callable
+from typing import Protocol
 
 from server.registry.client import BlobLocation
 from server.registry.errors import (
@@ -27,9 +28,20 @@ from server.registry.errors import (
     TransportFailure,
 )
 
-BUFFER = 1 << 20
 MAX_REDIRECTS = 5
 _REDIRECTS = {301, 302, 303, 307, 308}
+
+
+class Buffers(Protocol):
+    """Where ``read_range`` gets the buffers it reads into."""
+
+    def take(self) -> memoryview:
+        """An empty buffer (any size; a piece fills at most all of it)."""
+        ...
+
+    def give(self, piece: memoryview) -> None:
+        """Take back a buffer that was not handed to the sink (a read failed)."""
+        ...
 
 
 def read_range(
@@ -38,10 +50,11 @@ def read_range(
     end: int,
     sink: Callable[[memoryview], None],
     *,
+    buffers: Buffers,
     timeout: float,
 ) -> None:
-    """GET bytes ``start..end`` (inclusive) of the blob at ``location`` and hand them to ``sink`` in order,
-    in pieces of up to 1 MiB (the buffer is reused: ``sink`` must consume a piece before returning).
+    """GET bytes ``start..end`` (inclusive) of the blob at ``location`` and hand them to ``sink`` in order:
+    each piece fills (part of) a buffer from ``buffers``, and ``sink`` owns it from then on.
 
     Raises ``TransportFailure`` for network trouble (refused, reset, timed out, a short body),
     ``RetryableStatus`` for 5xx/429 and ``LocationExpired`` for 401/403: all worth retrying from where the
@@ -50,7 +63,7 @@ def read_range(
     """
     url, headers = location.url, {**location.headers, "Range": f"bytes={start}-{end}"}
     for _ in range(MAX_REDIRECTS + 1):
-        connection = _connect(url, timeout)
+        connection = _connect(url, timeout, location)
         try:
             response = _get(connection, url, headers)
             if response.status in _REDIRECTS:
@@ -60,19 +73,17 @@ def read_range(
                 url = target
                 continue
             _check(response, url, start, end)
-            _drain(response, end - start + 1, sink, url)
+            _drain(response, end - start + 1, sink, buffers, url)
             return
         finally:
             connection.close()
     raise RegistryError(f"{location.url}: more than {MAX_REDIRECTS} redirects")
 
 
-def _connect(url: str, timeout: float) -> http.client.HTTPConnection:
+def _connect(url: str, timeout: float, location: BlobLocation) -> http.client.HTTPConnection:
     parts = urllib.parse.urlsplit(url)
     if parts.scheme == "https":
-        return http.client.HTTPSConnection(
-            parts.hostname or "", parts.port, timeout=timeout, context=ssl.create_default_context()
-        )
+        return http.client.HTTPSConnection(parts.hostname or "", parts.port, timeout=timeout, context=location.tls())
     return http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=timeout)
 
 
@@ -110,17 +121,21 @@ def _error_body(response: http.client.HTTPResponse) -> str:
         return ""
 
 
-def _drain(response: http.client.HTTPResponse, expected: int, sink: Callable[[memoryview], None], url: str) -> None:
-    buffer = memoryview(bytearray(BUFFER))
+def _drain(
+    response: http.client.HTTPResponse, expected: int, sink: Callable[[memoryview], None], buffers: Buffers, url: str
+) -> None:
     received = 0
     while received < expected:
+        free = buffers.take()
         try:
-            count = response.readinto(buffer[: min(BUFFER, expected - received)])
+            count = response.readinto(free[: expected - received])
         except (OSError, http.client.HTTPException) as exc:
+            buffers.give(free)
             raise TransportFailure(f'GET "{url}": {exc or type(exc).__name__}') from exc
         if not count:
+            buffers.give(free)
             raise TransportFailure(f'GET "{url}": the connection closed after {received} of {expected} bytes')
-        sink(buffer[:count])
+        sink(free[:count])
         received += count
 
 

@@ -3,6 +3,8 @@ mid-pull, a byte flipped on the wire, a redirect to another origin; and the part
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -11,11 +13,12 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 
-from server.registry.download import MIN_PART, plan_parts
 from server.registry.errors import BlobDigestMismatch
 from server.registry.local import LocalRegistry
+from server.registry.parts import MIN_PART, plan_parts
 from server.registry.progress import Progress
 from server.registry.pull import pull_model
 from server.registry.push import push_model
@@ -76,9 +79,11 @@ def test_registry_killed_mid_pull_resumes_from_the_partial_file(
     proxy.rate = 5e6
     target = Store(tmp_path / "target")
     halfway = threading.Event()
+    states: list[str] = []
 
     def report(event: Progress) -> None:
-        if event.digest == str(digest) and (event.completed or 0) >= size * 0.4:
+        if event.digest == str(digest) and (event.completed or 0) >= size * 0.4 and not halfway.is_set():
+            states.extend(sorted(p.name for p in target.blobs.root.glob(f"{digest.filename}-partial-?")))
             halfway.set()
 
     result: list[object] = []
@@ -86,11 +91,14 @@ def test_registry_killed_mid_pull_resumes_from_the_partial_file(
     puller.start()
     assert halfway.wait(120), "the pull never got to 40%"
     fresh_registry.kill()
+    proxy.rate = None  # the slow start only made sure the kill came mid-pull
     fresh_registry.start()
     puller.join(180)
     assert not puller.is_alive()
     assert result and not isinstance(result[0], BaseException), result
     assert target.blobs.verify(digest)
+    # A registry on loopback is read over one connection: one part, resumed where it stopped.
+    assert states == [f"{digest.filename}-partial-0"]
     # Resumed, not restarted: the proxy relayed the model about once (a restart would add >= 40%).
     assert proxy.relayed < size * 1.25, (proxy.relayed, size)
     assert not list(target.blobs.root.glob("*-partial*"))
@@ -114,7 +122,7 @@ def test_puller_killed_mid_pull_then_a_new_pull_resumes(
         "def report(event):\n"
         "    print(event.digest, event.completed, flush=True)\n"
         "store = Store(__import__('pathlib').Path(sys.argv[1]))\n"
-        "pull_model(store, ModelName.parse(sys.argv[2]), RegistryOptions(insecure=True), report)\n"
+        "pull_model(store, ModelName.parse(sys.argv[2]), RegistryOptions(insecure=True, parallel=4), report)\n"
     )
     with subprocess.Popen(
         [sys.executable, "-c", script, str(target.root), _via(proxy, name).display],
@@ -132,6 +140,8 @@ def test_puller_killed_mid_pull_then_a_new_pull_resumes(
     assert child.returncode == -signal.SIGKILL
     assert target.get(name) is None and not target.blobs.exists(digest)
     assert (target.blobs.root / f"{digest.filename}-partial").is_file()
+    # Four parts on four connections, each resumed from its own state.
+    assert len(list(target.blobs.root.glob(f"{digest.filename}-partial-?"))) == 4
 
     proxy.rate = None
     before = proxy.relayed
@@ -224,3 +234,24 @@ def test_a_part_refused_mid_pull_is_retried_after_locating_the_blob_again(
     target = Store(tmp_path / "target")
     pull_model(target, _via(proxy, name), options(backoff=0.01), lambda _: None)
     assert proxy.failures == 0 and target.blobs.verify(digest)
+
+
+@pytest.mark.slow
+def test_the_manifest_is_stored_exactly_as_served(
+    open_registry: LocalRegistry, seeded, repo_name: str, tmp_path: Path
+) -> None:
+    name, _ = _pushed(open_registry, seeded, repo_name)
+    manifests = f"{open_registry.url}/v2/{name.repository}/manifests"
+    accept = {"Accept": "application/vnd.docker.distribution.manifest.v2+json"}
+    served = httpx.get(f"{manifests}/{name.tag}", headers=accept).content
+    assert not served.endswith(b"\n")  # what Ollama's push sends: json.Marshal, no newline
+    # The same manifest as another client might push it: indented, with a trailing newline.
+    spaced = json.dumps(json.loads(served), indent=3).encode() + b"\n"
+    put = httpx.put(f"{manifests}/spaced", content=spaced, headers={"Content-Type": accept["Accept"]})
+    assert put.status_code == 201, put.text
+    target = Store(tmp_path / "target")
+    for tag, expected in ((name.tag, served), ("spaced", spaced)):
+        tagged = ModelName.parse(f"{name.host}/{name.repository}:{tag}")
+        pulled = pull_model(target, tagged, options(), lambda _: None)
+        assert (target.manifests / tagged.manifest_path).read_bytes() == expected
+        assert pulled.digest == hashlib.sha256(expected).hexdigest()
