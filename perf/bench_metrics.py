@@ -9,12 +9,15 @@ Every request generates ``--tokens`` tokens greedily with end-of-sequence ignore
 thread times every step (``server.engine.clock``) and every token event appends a clock reading to a
 ``RequestRecord``, as the inference service does; "metrics off": neither. Everything else a server does with
 metrics (observing histograms, rendering ``/metrics``) happens after a response or at scrape time, never per
-token. The sides alternate for ``--rounds`` rounds; the target is a ratio within 2% of 1.00x.
+token. The sides alternate for ``--rounds`` rounds; the target is a ratio within 2% of 1.00x. Whole runs on a
+shared machine vary by more than that from round to round, so the script also times the two additions alone
+(nanoseconds per step and per token) to compare with a decode step's milliseconds.
 """
 
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from perf.bench_runner import Side, arguments, side_by_side
 from server.engine import ComputeThread, EngineModel, LoadParams
+from server.engine.clock import StepClock
 from server.telemetry.record import RequestRecord
 
 
@@ -44,12 +48,30 @@ def loader(*, timed: bool) -> Callable[[LoadParams], OwnCompute]:
     return lambda params: OwnCompute(params, timed=timed)
 
 
+def unit_costs(n: int = 200_000) -> tuple[float, float]:
+    """Nanoseconds per compute step for the clock (``begin`` + ``end``) and per token for the record."""
+    clock = StepClock()
+    start = time.perf_counter_ns()
+    for _ in range(n):
+        clock.begin()
+        clock.end()
+    per_step = (time.perf_counter_ns() - start) / n
+    record = RequestRecord()
+    start = time.perf_counter_ns()
+    for _ in range(n):
+        record.token()
+    return per_step, (time.perf_counter_ns() - start) / n
+
+
 def main() -> None:
     args = arguments(__doc__.split("\n")[0])
     record = RequestRecord()
     on = Side("metrics on", loader(timed=True), record.token)
     off = Side("metrics off", loader(timed=False))
     side_by_side(args, on, off)
+    # The same cost without the noise of whole runs: what metrics add per step and per token, in isolation.
+    per_step, per_token = unit_costs()
+    print(f"\nclock per compute step: {per_step:.0f} ns; record per token event: {per_token:.0f} ns")
 
 
 if __name__ == "__main__":
