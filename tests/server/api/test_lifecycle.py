@@ -108,7 +108,8 @@ def test_an_out_of_vocabulary_context_is_refused_before_the_model_loads(start: C
         assert client.get("/api/ps").json() == {"models": []}  # checked in the plan: nothing was loaded
 
 
-# Greedy without a repeat penalty counts on to the 1500 tokens asked for: about 30 s here, 5-10 s on a fast CPU.
+# Greedy without a repeat penalty counts on and on: the hung-up requests ask for 100,000 tokens (many minutes on
+# any CPU, with the context shifting), so a slot freed within the wait below was freed by the hang-up.
 COUNTING = "1, 2, 3, 4, 5, 6, 7, 8,"
 COUNTER = "counter:latest"
 
@@ -134,11 +135,11 @@ def post_and_hang_up(server: LiveServer, path: str, body: dict[str, Any]) -> Non
                 "prompt": COUNTING,
                 "raw": True,
                 "stream": False,
-                "options": {"temperature": 0, "num_predict": 1500},
+                "options": {"temperature": 0, "num_predict": 100_000},
             },
         ),
         # The OpenAI SDK's default call is not streamed: a client timeout or cancelled job hangs up like this.
-        ("/v1/completions", {"model": COUNTER, "prompt": COUNTING, "temperature": 0, "max_tokens": 1500}),
+        ("/v1/completions", {"model": COUNTER, "prompt": COUNTING, "temperature": 0, "max_tokens": 100_000}),
     ],
     ids=["native", "openai"],
 )
@@ -152,8 +153,8 @@ def test_a_non_streaming_client_that_disconnects_frees_its_slot(
         assert created.status_code == 200, created.text
         assert client.post("/api/generate", json={"model": COUNTER}).status_code == 200
     post_and_hang_up(server, path, body)
-    # Freed at the next decode step: far sooner than the 1500 tokens it asked for (many seconds here).
-    wait_for(lambda: active_leases(server) == 0, timeout=10)
+    # Freed at the next decode step: far sooner than the 100,000 tokens it asked for.
+    wait_for(lambda: active_leases(server) == 0, timeout=120)
     with server.client() as client:
         reply = client.post(
             "/api/generate", json={"model": COUNTER, "prompt": "Hi", "stream": False, "options": GREEDY}
