@@ -32,12 +32,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import jsonschema
+import jsonschema  # type: ignore[import-untyped]
 import requests
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import openapi
-from schemathesis.core.transport import Response
+from schemathesis.core.result import Err
 from schemathesis.generation import GenerationMode
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -119,10 +119,10 @@ class StreamCheck:
     def __init__(self, document: dict[str, Any]) -> None:
         self.document = document
 
-    def failures(self, method: str, path: str, response: Response) -> list[str]:
-        media = (response.headers.get("content-type") or [""])[0].split(";")[0].strip()
-        text = response.content.decode()
-        if response.status_code != 200 or media not in ("application/x-ndjson", "text/event-stream"):
+    def failures(self, method: str, path: str, status: int, content_type: str, text: str) -> list[str]:
+        """One line per stream item of a response that breaks the document (none for what is not a stream)."""
+        media = content_type.split(";")[0].strip()
+        if status != 200 or media not in ("application/x-ndjson", "text/event-stream"):
             return []
         content = self.document["paths"][path][method.lower()]["responses"]["200"]["content"][media]["schema"]
         if media == "text/event-stream":
@@ -150,12 +150,24 @@ def fuzz(
     seed_value: int = 0,
     max_tokens: int = 8,
     progress: Callable[[FuzzReport], None] | None = None,
+    document: dict[str, Any] | None = None,
+    only: frozenset[str] | None = None,
 ) -> FuzzReport:
-    """Send about ``requests_wanted`` generated requests to ``base_url`` (which serves /openapi.json)."""
-    document = httpx.get(f"{base_url}/openapi.json", timeout=60).raise_for_status().json()
+    """Send about ``requests_wanted`` generated requests to ``base_url``, from ``document`` (default: the
+    server's own ``/openapi.json``), to every operation or to those labelled in ``only`` (``"GET /api/ps"``)."""
+    if document is None:
+        document = httpx.get(f"{base_url}/openapi.json", timeout=60).raise_for_status().json()
     schema = openapi.from_dict(document)
-    operations = [r.ok() for r in schema.get_all_operations()]
-    operations = [op for op in operations if (op.method.upper(), op.path) not in SKIPPED]
+    operations = []
+    for result in schema.get_all_operations():
+        if isinstance(result, Err):
+            raise result.err()
+        operations.append(result.ok())
+    operations = [
+        op
+        for op in operations
+        if (op.method.upper(), op.path) not in SKIPPED and (only is None or f"{op.method.upper()} {op.path}" in only)
+    ]
     streams = StreamCheck(document)
     report = FuzzReport()
     session = requests.Session()
@@ -219,7 +231,11 @@ def _run_operation(
             case.validate_response(response, checks=CHECKS)
         except (AssertionError, BaseExceptionGroup) as exc:  # one failure, or a group of them
             report.failures.append(f"{label}: {str(exc).strip()[:600]}")
-        report.failures.extend(streams.failures(operation.method, operation.path, response))
+        content_type = (response.headers.get("content-type") or [""])[0]
+        text = response.content.decode(errors="replace")
+        report.failures.extend(
+            streams.failures(operation.method, operation.path, response.status_code, content_type, text)
+        )
 
     with contextlib.suppress(Unsatisfiable):  # negative cases of an operation without input: there are none
         run()
@@ -270,10 +286,13 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         server = None if args.url else own_server(Path(tmp) / "models")
-        url = args.url or server.url
-        last = [0.0]
+        url = args.url or server.url  # type: ignore[union-attr]
+        last, shown = [0.0], [0]
 
         def show(report: FuzzReport) -> None:
+            for failure in report.failures[shown[0] :]:
+                print("FAIL", failure, file=sys.stderr, flush=True)
+            shown[0] = len(report.failures)
             if time.monotonic() - last[0] > 10:
                 last[0] = time.monotonic()
                 print(f"  {report.requests} requests, {len(report.failures)} failures", file=sys.stderr, flush=True)
