@@ -44,7 +44,10 @@ _ERROR_TEXTS = {
     400: "Bad request: the body does not decode, or a field has a wrong value",
     401: "API keys are on and the request has no valid `Authorization: Bearer <key>`",
     404: "The model (or blob) does not exist",
-    500: "The model could not be loaded, its runner crashed, or a registry failed",
+    500: (
+        "The model could not be loaded, its runner crashed, or a registry failed; also, as in Ollama, a `format` "
+        'that is neither "json" nor a JSON schema object (`invalid format: ...`)'
+    ),
     503: "The server is busy (the waiting queue is full) or draining; see `Retry-After` when draining",
 }
 
