@@ -141,7 +141,7 @@ class StreamCheck:
             return []
         content = self.document["paths"][path][method.lower()]["responses"]["200"]["content"][media]["schema"]
         if media == "text/event-stream":
-            schema = content["properties"]["data"]["contentSchema"]
+            schema = content["properties"]["data"]["anyOf"][1]["contentSchema"]
             items = [line[len("data: ") :] for line in text.split("\n") if line.startswith("data: ")]
             if not items or (items[-1] != "[DONE]" and "error" not in items[-1]):
                 return [f"{method} {path}: SSE stream does not end in [DONE] or an error"]
@@ -245,7 +245,9 @@ def _run_operation(
         try:
             case.validate_response(response, checks=CHECKS)
         except (AssertionError, BaseExceptionGroup) as exc:  # one failure, or a group of them
-            report.failures.append(f"{label}: {str(exc).strip()[:600]}")
+            parts = exc.exceptions if isinstance(exc, BaseExceptionGroup) else (exc,)
+            details = " | ".join(" ".join(str(part).split()) for part in parts)
+            report.failures.append(f"{label}: {details[:800]} for {case.body!r:.300}")
         content_type = (response.headers.get("content-type") or [""])[0]
         text = response.content.decode(errors="replace")
         report.failures.extend(

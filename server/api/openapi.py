@@ -75,10 +75,11 @@ def _stream_event(*models: str) -> dict[str, Any]:
         "required": ["data"],
         "properties": {
             "data": {
-                "type": "string",
                 "description": "One chunk as JSON, an error object as JSON, or `[DONE]` last.",
-                "contentMediaType": JSON,
-                "contentSchema": {"anyOf": refs},
+                "anyOf": [
+                    {"const": "[DONE]"},
+                    {"type": "string", "contentMediaType": JSON, "contentSchema": {"anyOf": refs}},
+                ],
             },
             "event": {"type": "string"},
             "id": {"type": "string"},
