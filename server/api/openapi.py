@@ -31,6 +31,7 @@ from server.lifecycle import WORK_ROUTES
 from server.protocol import ollama as api
 from server.protocol import openai as oai
 from server.protocol.base import WireModel
+from server.protocol.json_schema import refine
 
 router = APIRouter()
 
@@ -107,49 +108,6 @@ _READY = {
 _DOCUMENT = {"type": "object", "description": "This document."}
 _NONE: Mapping[str, None] = {}
 
-# Fields the models type as Any (the service checks them, with Ollama's texts), documented by what they take.
-_STRINGS = {"type": "array", "items": {"type": "string"}}
-_KEEP_ALIVE = {"anyOf": [{"type": "number"}, {"type": "string"}, {"type": "null"}]}
-_THINK = {"anyOf": [{"type": "boolean"}, {"enum": ["low", "medium", "high", "max"]}, {"type": "null"}]}
-_STOP = {"anyOf": [{"type": "string"}, _STRINGS, {"type": "null"}]}
-_INPUT = {"anyOf": [{"type": "string"}, _STRINGS, {"type": "null"}]}
-_CONTENT_PART = {
-    "type": "object",
-    "required": ["type"],
-    "properties": {"type": {"enum": ["text", "image_url", "input_audio"]}, "text": {"type": "string"}},
-}
-_REFINED: Mapping[str, Mapping[str, dict[str, Any]]] = {
-    "GenerateRequest": {"keep_alive": _KEEP_ALIVE, "think": _THINK},
-    "ChatRequest": {"keep_alive": _KEEP_ALIVE, "think": _THINK},
-    "EmbedRequest": {"keep_alive": _KEEP_ALIVE, "input": _INPUT},
-    "EmbeddingsRequest": {"keep_alive": _KEEP_ALIVE},
-    "OpenAIMessage": {"content": {"anyOf": [{"type": "string"}, {"type": "array", "items": _CONTENT_PART}]}},
-    "OpenAIToolCallFunction": {"arguments": {"anyOf": [{"type": "string"}, {"type": "object"}, {"type": "null"}]}},
-    "OpenAIChatCompletionRequest": {
-        "messages": {"minItems": 1},
-        "stop": _STOP,
-        "keep_alive": _KEEP_ALIVE,
-        "think": _THINK,
-        "tool_choice": {"anyOf": [{"enum": ["none", "auto", "required"]}, {"type": "object"}, {"type": "null"}]},
-    },
-    "OpenAICompletionRequest": {
-        "stop": _STOP,
-        "keep_alive": _KEEP_ALIVE,
-        "prompt": {"anyOf": [{"type": "string"}, {**_STRINGS, "maxItems": 1}]},
-    },
-    "OpenAIEmbeddingRequest": {"keep_alive": _KEEP_ALIVE, "input": _INPUT},
-}
-# What the service refuses when absent ("model is required" ...), though the models default them.
-_REQUIRED: Mapping[str, list[str]] = {
-    "GenerateRequest": ["model"],
-    "ChatRequest": ["model"],
-    "EmbedRequest": ["model", "input"],
-    "EmbeddingsRequest": ["model"],
-    "OpenAIChatCompletionRequest": ["model", "messages"],
-    "OpenAIMessage": ["role", "content"],
-    "OpenAICompletionRequest": ["model"],
-    "OpenAIEmbeddingRequest": ["model", "input"],
-}
 _INFERENCE = (400, 404, 500, 503)
 
 OPERATIONS: tuple[Operation, ...] = (
@@ -389,23 +347,5 @@ def _components(operations: tuple[Operation, ...]) -> tuple[dict[str, Any], Refs
         found, top = models_json_schema(list(wanted), ref_template=f"#/components/schemas/{prefix}{{model}}")
         schemas.update({f"{prefix}{name}": schema for name, schema in top.get("$defs", {}).items()})
         refs.update({(model, mode): dict(ref) for (model, mode), ref in found.items()})
-    for name, fields in _REFINED.items():
-        for field_name, schema in fields.items():
-            schemas[name]["properties"][field_name].update(schema)
-    for name, required in _REQUIRED.items():
-        schemas[name]["required"] = required
-    _bound_integers(schemas)
+    refine(schemas)
     return schemas, refs
-
-
-def _bound_integers(node: Any) -> None:
-    """JSON integers are Go's int64 on the wire: a larger number is a 400, so the document says so."""
-    if isinstance(node, dict):
-        if node.get("type") == "integer":
-            node.setdefault("minimum", -(2**63))
-            node.setdefault("maximum", 2**63 - 1)
-        for value in node.values():
-            _bound_integers(value)
-    elif isinstance(node, list):
-        for value in node:
-            _bound_integers(value)

@@ -100,3 +100,12 @@ def test_with_keys_on_the_document_needs_a_key(start_server: Callable[..., LiveS
         reply = client.get("/openapi.json", headers={"Authorization": "Bearer secret-key"})
     assert reply.status_code == 200
     assert reply.json()["openapi"] == "3.1.0"
+
+
+def test_the_document_says_what_the_models_cannot() -> None:
+    schemas = build_document()["components"]["schemas"]
+    assert schemas["OpenAIChatCompletionRequest"]["required"] == ["model", "messages"]
+    assert schemas["OpenAIChatCompletionRequest"]["properties"]["messages"]["minItems"] == 1
+    assert {"type": "number"} in schemas["GenerateRequest"]["properties"]["keep_alive"]["anyOf"]
+    seed = schemas["OpenAIChatCompletionRequest"]["properties"]["seed"]["anyOf"][0]
+    assert seed == {"type": "integer", "minimum": -(2**63), "maximum": 2**63 - 1}
