@@ -1,6 +1,7 @@
 """schemathesis drives a real server with smollm2 from its own ``/openapi.json`` (a few hundred cases, a fixed
-seed, generation capped at a few tokens): no 5xx but a documented 503, no response that breaks the document
-(stream lines included), and the server idle afterwards. The long run is ``perf/bench_schemathesis.py``."""
+seed, generation capped at a few tokens): no 5xx but the documented ones (503 busy or draining, the 500 Ollama
+answers for an unusable ``format``), no response that breaks the document (stream lines included), and the
+server idle afterwards. The long run is ``perf/bench_schemathesis.py``."""
 
 from __future__ import annotations
 
