@@ -16,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import PlainTextResponse, Response
 
-from server.api import blobs, chat, embed, generate, health, models, openai, system
+from server.api import blobs, chat, embed, generate, health, models, openai, openapi, system
 from server.api.errors import render_error
 from server.api.gates import BodyLimit, DrainGate, KeyGate
 from server.auth import ApiKeys
@@ -96,6 +96,7 @@ def create_app(settings: Settings, loader: Callable[[LoadParams], ModelRunner] =
         chat.router,
         embed.router,
         openai.router,
+        openapi.router,
     )
     for router in routers:
         app.include_router(router)

@@ -358,6 +358,15 @@ def format_parameter_lines(params: Mapping[str, Any]) -> str:
 
 
 def _go_sharp_v(value: Any) -> str:
+    """Go's ``%#v`` of a decoded JSON value (``/api/show`` takes any JSON as an option's value): objects and
+    nested lists as Go writes ``map[string]interface {}`` (keys sorted) and ``[]interface {}``."""
+    if value is None:
+        return "interface {}(nil)"
+    if isinstance(value, dict):
+        entries = ", ".join(f"{quote(str(key))}:{_go_sharp_v(value[key])}" for key in sorted(value))
+        return f"map[string]interface {{}}{{{entries}}}"
+    if isinstance(value, list | tuple):
+        return f"[]interface {{}}{{{', '.join(_go_sharp_v(item) for item in value)}}}"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):

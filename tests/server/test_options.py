@@ -358,6 +358,16 @@ def test_parameter_lines_edge_cases() -> None:
         options.format_parameter_lines({"x": object()})
 
 
+def test_parameter_lines_write_any_json_value_as_go_does() -> None:
+    """/api/show merges the request's options, whatever JSON they hold (found by schemathesis: a 500)."""
+    text = options.format_parameter_lines({"x": {"b": [1, None], "a": {"c": "d"}}, "y": [[True], None]})
+    assert text.splitlines() == [
+        'x                              map[string]interface {}{"a":map[string]interface {}{"c":"d"}, '
+        '"b":[]interface {}{1, interface {}(nil)}}',
+        "y                              []interface {}{true}",
+    ]
+
+
 GO_FLOATS = [
     (0.7, "0.7"),
     (1.0, "1"),
