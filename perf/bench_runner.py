@@ -107,9 +107,9 @@ def side_by_side(args: argparse.Namespace, measured: Side, baseline: Side) -> No
         sides = [measured, baseline] if r % 2 == 0 else [baseline, measured]
         for side in sides:
             results[side.name].append(measure(side, params, sampling, args.streams, f"[{side.name[0]}{r}] "))
-            single, multi = results[side.name][-1]
+            one_stream, many = results[side.name][-1]
             print(
-                f"round {r}: {side.name}: {single:.1f} tok/s single, {multi:.1f} tok/s {args.streams} streams",
+                f"round {r}: {side.name}: {one_stream:.1f} tok/s single, {many:.1f} tok/s {args.streams} streams",
                 flush=True,
             )
     ours, base = results[measured.name], results[baseline.name]

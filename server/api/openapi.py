@@ -45,6 +45,7 @@ _ERROR_TEXTS = {
     400: "Bad request: the body does not decode, or a field has a wrong value",
     401: "API keys are on and the request has no valid `Authorization: Bearer <key>`",
     404: "The model (or blob) does not exist",
+    413: "The JSON body is larger than `CORRAL_MAX_REQUEST_BYTES`",
     500: (
         "The model could not be loaded, its runner crashed, or a registry failed; also, as in Ollama, a `format` "
         'that is neither "json" nor a JSON schema object (`invalid format: ...`)'
@@ -303,6 +304,8 @@ def _operation(op: Operation, refs: Refs) -> dict[str, Any]:
         errors.add(401)
     if op.method == "POST" and op.path in WORK_ROUTES:
         errors.add(503)
+    if op.request is not None:  # the body limit gate (server/api/gates.py)
+        errors.add(413)
     for status in sorted(errors - set(op.ok)):
         responses[str(status)] = _error_response(status, op, refs)
     doc["responses"] = responses
