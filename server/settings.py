@@ -272,9 +272,7 @@ class Settings:
         "CORRAL_API_KEYS_FILE", _models_dir, None, "File of API keys, one per line (re-read when it changes)"
     )
     metrics: bool = _var("CORRAL_METRICS", parse_bool, True, "Serve Prometheus metrics on /metrics")
-    metrics_auth: bool = _var(
-        "CORRAL_METRICS_AUTH", parse_bool, False, "With API keys on, /metrics needs a key too (default: open)"
-    )
+    metrics_auth: bool = _var("CORRAL_METRICS_AUTH", parse_bool, False, "With API keys on, /metrics needs a key too")
     drain_timeout: float = _var(
         "CORRAL_DRAIN_TIMEOUT", _seconds, 30.0, "On SIGTERM, how long running requests may finish (seconds)"
     )
