@@ -249,9 +249,19 @@ def _gguf_blob(store: Store, digest: Digest) -> GGUFInfo:
 
 
 def _add_adapters(store: Store, spec: CreateSpec, build: _Build) -> None:
+    """Append the request's LoRA adapter (one per request, Ollama's rule) after the ones inherited from the base
+    model: a model may stack several adapters by building on a model that has one. An adapter made for
+    another architecture is refused here rather than failing every load."""
+    if not spec.adapters:
+        return
+    model = next((layer for layer in build.layers if layer.media_type == MediaType.MODEL), None)
+    arch = _gguf_blob(store, model.digest).architecture if model is not None else ""
     for digest in spec.adapters.values():
-        _gguf_blob(store, digest)
-        build.layers = [layer for layer in build.layers if layer.media_type != MediaType.ADAPTER]
+        info = _gguf_blob(store, digest)
+        if arch and info.architecture and info.architecture != arch:
+            raise BadRequest(f"the adapter is for {info.architecture} models; this model is {arch}")
+        if any(layer.media_type == MediaType.ADAPTER and layer.digest == digest for layer in build.layers):
+            continue
         build.layers.append(Layer(MediaType.ADAPTER, digest, store.blobs.size(digest)))
 
 
