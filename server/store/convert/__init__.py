@@ -16,7 +16,9 @@ Usage::
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import logging
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from server.errors import BadRequest
@@ -84,5 +86,19 @@ def convert_directory(root: Path, target: Path, outtype: str, progress: Callable
         raise BadRequest(f"cannot convert to {outtype}: choose one of {', '.join(FILE_TYPES)}")
     source = ModelDirectory(root)
     planner = bert.plan if architecture in bert.ARCHITECTURES else llama.plan
-    built: OutputPlan = planner(source, architecture)
-    write_plan(built, source, target, outtype, progress)
+    with _quiet_gguf():
+        built: OutputPlan = planner(source, architecture)
+        write_plan(built, source, target, outtype, progress)
+
+
+@contextlib.contextmanager
+def _quiet_gguf() -> Iterator[None]:
+    """The ``gguf`` package logs every file it writes (and special tokens its writer has no key for) at INFO and
+    WARNING; during a conversion that is noise in the create progress, so only its errors pass."""
+    logger = logging.getLogger("gguf")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
