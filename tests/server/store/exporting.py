@@ -58,9 +58,12 @@ def write_float_gguf(source: Path, target: Path, *, f16: bool = False) -> Path:
     return target
 
 
-def write_llama_safetensors(source: Path, directory: Path) -> Path:
+def write_llama_safetensors(source: Path, directory: Path, *, as_qwen2: bool = False) -> Path:
     """A Llama GGUF (with a byte-level BPE tokenizer) as a Hugging Face directory: ``model.safetensors`` in F32,
-    ``config.json``, ``tokenizer.json`` and ``tokenizer_config.json`` (chat template, special tokens)."""
+    ``config.json``, ``tokenizer.json`` and ``tokenizer_config.json`` (chat template, special tokens).
+
+    ``as_qwen2`` labels the same network ``Qwen2ForCausalLM`` and adds the Q/K/V biases Qwen2 has, all zero:
+    the same function, so a correct Qwen2 conversion generates exactly what the Llama one does."""
     reader = GGUFReader(source)
     arch = str(field_value(reader, "general.architecture"))
     assert arch == "llama", arch
@@ -80,12 +83,15 @@ def write_llama_safetensors(source: Path, directory: Path) -> Path:
         else:
             name = f"{_LLAMA_TOP[base]}.{kind}"
         tensors[name] = np.ascontiguousarray(data)
+    if as_qwen2:
+        for name in [n for n in tensors if n.endswith(("q_proj.weight", "k_proj.weight", "v_proj.weight"))]:
+            tensors[name.removesuffix("weight") + "bias"] = np.zeros(tensors[name].shape[0], dtype=np.float32)
     directory.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(directory / "model.safetensors"), metadata={"format": "pt"})
     vocab_size = tensors["model.embed_tokens.weight"].shape[0]
     config = {
-        "architectures": ["LlamaForCausalLM"],
-        "model_type": "llama",
+        "architectures": ["Qwen2ForCausalLM" if as_qwen2 else "LlamaForCausalLM"],
+        "model_type": "qwen2" if as_qwen2 else "llama",
         "_name_or_path": "exported/smollm2-roundtrip",
         "hidden_size": int(field_value(reader, "llama.embedding_length")),
         "intermediate_size": int(field_value(reader, "llama.feed_forward_length")),

@@ -133,16 +133,37 @@ def greedy_outputs(path: Path, n: int = 24) -> list[str]:
     return asyncio.run(run())
 
 
+@pytest.fixture(scope="module")
+def reference_outputs(smollm2_export) -> list[str]:
+    """Greedy output of the original weights (the Q4_1 file's tensors in F32)."""
+    return greedy_outputs(smollm2_export.reference)
+
+
 @pytest.mark.slow
-def test_round_trip_generates_exactly_what_the_original_weights_generate(converted, smollm2_export) -> None:
+def test_round_trip_generates_exactly_what_the_original_weights_generate(converted, reference_outputs) -> None:
     """Greedy output of the original weights (the reference GGUF: the Q4_1 file's tensors in F32) and of Corral's
     F32 and F16 conversions of the exported safetensors are identical for every prompt. (The Q4_1 file itself
     computes with 8-bit activations, so its own greedy text is not the yardstick for float weights.)"""
-    expected = greedy_outputs(smollm2_export.reference)
+    expected = reference_outputs
     assert all(text.strip() for text in expected)
     assert "Paris" in expected[0]
     assert greedy_outputs(converted["F32"]) == expected
     assert greedy_outputs(converted["F16"]) == expected
+
+
+@pytest.mark.slow
+def test_qwen2_layout_converts_to_the_same_network(tmp_path: Path, smollm2_path: Path, reference_outputs) -> None:
+    """smollm2 exported as ``Qwen2ForCausalLM`` (zero Q/K/V biases, Hugging Face's rotary order, which llama.cpp's
+    ``qwen2`` graph uses as is) converts to a ``qwen2`` GGUF that generates what the original weights do."""
+    from tests.server.store.exporting import write_llama_safetensors
+
+    directory = write_llama_safetensors(smollm2_path, tmp_path / "qwen2-layout", as_qwen2=True)
+    store = Store(tmp_path / "models")
+    create_from_directory(store, "smol-qwen2", directory, Statuses())
+    reader = GGUFReader(model_blob(store, "smol-qwen2"))
+    assert reader.fields["general.architecture"].contents() == "qwen2"
+    assert "blk.0.attn_q.bias" in {t.name for t in reader.tensors}
+    assert greedy_outputs(model_blob(store, "smol-qwen2")) == reference_outputs
 
 
 def write_config(directory: Path, config: dict[str, Any] | None) -> Path:
