@@ -4,7 +4,8 @@
 Hugging Face keeps the rotary halves of each attention head apart (``rotate_half``); llama.cpp's ``llama``
 graph wants them interleaved, so Q and K rows are permuted per head (llama.cpp's converter does the same;
 ``qwen2`` uses the NeoX layout and keeps Hugging Face's order). Tied embeddings (no ``lm_head``) are left tied:
-llama.cpp then reuses ``token_embd`` as the output matrix.
+llama.cpp then reuses ``token_embd`` as the output matrix. Rope scaling: ``linear`` becomes llama.cpp's scaling
+keys, Llama 3.1's ``llama3`` a computed ``rope_freqs.weight``; other kinds are refused.
 """
 
 from __future__ import annotations
@@ -48,6 +49,10 @@ def plan(source: ModelDirectory, architecture: str) -> OutputPlan:
         elif arch == "llama" and name.endswith("k_proj.weight"):
             transform = _permuter(hp["kv_heads"])
         tensors.append(PlannedTensor(target, name, shape, transform))
+    scaling = config.get("rope_scaling") or {}
+    if arch == "llama" and scaling.get("rope_type", scaling.get("type")) == "llama3":
+        factors = llama3_rope_factors(scaling, hp["rope_theta"], hp["head_dim"])
+        tensors.append(PlannedTensor("rope_freqs.weight", "", factors.shape, computed=lambda: factors))
     if not any(t.name == "token_embd.weight" for t in tensors):
         raise BadRequest(f"the {architecture} model has no token embeddings (model.embed_tokens.weight)")
     n_vocab = source.tensors[next(t.source for t in tensors if t.name == "token_embd.weight")].shape[0]
@@ -64,7 +69,6 @@ def plan(source: ModelDirectory, architecture: str) -> OutputPlan:
         writer.add_rope_freq_base(hp["rope_theta"])
         writer.add_layer_norm_rms_eps(hp["rms_eps"])
         writer.add_vocab_size(n_vocab)
-        scaling = config.get("rope_scaling") or {}
         if scaling.get("type", scaling.get("rope_type")) == "linear":
             writer.add_rope_scaling_type(RopeScalingType.LINEAR)
             writer.add_rope_scaling_factor(float(scaling["factor"]))
@@ -92,9 +96,29 @@ def _hyperparameters(config: dict[str, Any]) -> dict[str, Any]:
         raise BadRequest(f"config.json lacks a usable {exc} for this architecture") from exc
     scaling = config.get("rope_scaling") or {}
     kind = scaling.get("type", scaling.get("rope_type"))
-    if kind not in (None, "default", "linear"):
+    if kind not in (None, "default", "linear", "llama3"):
         raise BadRequest(f"rope scaling {kind!r} is not supported by the converter")
     return hp
+
+
+def llama3_rope_factors(scaling: dict[str, Any], theta: float, head_dim: int) -> np.ndarray[Any, Any]:
+    """Llama 3.1's frequency-dependent rope scaling as the per-dimension divisors llama.cpp reads from
+    ``rope_freqs.weight``: high frequencies unscaled, low ones divided by ``factor``, a smooth ramp between."""
+    try:
+        factor = float(scaling["factor"])
+        low = float(scaling.get("low_freq_factor", 1.0))
+        high = float(scaling.get("high_freq_factor", 4.0))
+        original = float(scaling.get("original_max_position_embeddings", 8192))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BadRequest(f"config.json rope_scaling lacks a usable {exc}") from exc
+    if not high > low > 0 or factor <= 0:
+        raise BadRequest("config.json rope_scaling needs factor > 0 and high_freq_factor > low_freq_factor > 0")
+    freqs = 1.0 / theta ** (np.arange(0, head_dim, 2, dtype=np.float64) / head_dim)
+    wavelen = 2 * np.pi / freqs
+    smooth = (original / wavelen - low) / (high - low)
+    ramp = 1.0 / ((1 - smooth) / factor + smooth)
+    factors = np.where(wavelen < original / high, 1.0, np.where(wavelen > original / low, factor, ramp))
+    return factors.astype(np.float32)
 
 
 def _permuter(n_head: int) -> Any:

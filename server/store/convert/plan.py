@@ -31,12 +31,14 @@ FILE_TYPES: dict[str, LlamaFileType] = {
 
 @dataclass(frozen=True)
 class PlannedTensor:
-    """``source`` (a safetensors name) written as ``name`` after ``transform`` (which keeps the shape)."""
+    """``source`` (a safetensors name) written as ``name`` after ``transform`` (which keeps the shape); or, with
+    ``computed``, a tensor the converter derives from the configuration (``source`` is then empty)."""
 
     name: str
     source: str
     shape: tuple[int, ...]
     transform: Transform | None = None
+    computed: Callable[[], np.ndarray[Any, Any]] | None = None
 
 
 @dataclass
@@ -84,7 +86,7 @@ def write_plan(plan: OutputPlan, source: ModelDirectory, target: Path, outtype: 
         writer.write_kv_data_to_file()
         writer.write_ti_data_to_file()
         for tensor, nbytes in zip(plan.tensors, sizes, strict=True):
-            data = source.read(tensor.source).astype(np.float32)
+            data = (tensor.computed() if tensor.computed else source.read(tensor.source)).astype(np.float32)
             if tensor.transform is not None:
                 data = tensor.transform(data)
             writer.write_tensor_data(_encode(np.ascontiguousarray(data), out_type(tensor.name, tensor.shape, outtype)))

@@ -166,6 +166,34 @@ def test_qwen2_layout_converts_to_the_same_network(tmp_path: Path, smollm2_path:
     assert greedy_outputs(model_blob(store, "smol-qwen2")) == reference_outputs
 
 
+@pytest.mark.slow
+def test_llama3_rope_scaling_becomes_rope_freqs(tmp_path: Path, smollm2_export) -> None:
+    """A ``rope_scaling`` of type ``llama3`` is written as the per-dimension divisors llama.cpp reads: 1 for the
+    fastest-turning dimensions, ``factor`` for the slowest, and the model still loads and answers."""
+    directory = tmp_path / "llama3-scaled"
+    directory.mkdir()
+    for path in smollm2_export.safetensors.iterdir():
+        (directory / path.name).symlink_to(path)
+    config = json.loads((smollm2_export.safetensors / "config.json").read_text())
+    config["rope_scaling"] = {
+        "rope_type": "llama3",
+        "factor": 8.0,
+        "low_freq_factor": 1.0,
+        "high_freq_factor": 4.0,
+        "original_max_position_embeddings": 8192,
+    }
+    (directory / "config.json").unlink()
+    (directory / "config.json").write_text(json.dumps(config))
+    store = Store(tmp_path / "models")
+    create_from_directory(store, "smol-llama3", directory, Statuses())
+    tensors = {t.name: t for t in GGUFReader(model_blob(store, "smol-llama3")).tensors}
+    factors = np.asarray(tensors["rope_freqs.weight"].data)
+    assert factors.shape == (32,)  # head_dim 64 / 2
+    assert factors[0] == 1.0 and factors[-1] == 8.0
+    assert np.all(np.diff(factors) >= 0) and np.all((factors >= 1.0) & (factors <= 8.0))
+    assert greedy_outputs(model_blob(store, "smol-llama3"), n=8)[0].strip()
+
+
 def write_config(directory: Path, config: dict[str, Any] | None) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "model.safetensors").write_bytes(b"\x02\x00\x00\x00\x00\x00\x00\x00{}")
