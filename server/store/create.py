@@ -1,7 +1,8 @@
 """``create``: build a model's layers and write its manifest, as Ollama's current create does.
 
 The input is the JSON form of ``/api/create`` (``CreateSpec``): weights come either from an existing model
-(``from``) or from GGUF blobs already in the store (``files``); template, system, license, parameters and
+(``from``) or from blobs already in the store (``files``: one GGUF, or a safetensors model directory that is
+converted), optionally quantized (``quantize``); template, system, license, parameters and
 messages layers replace or extend what the base model had. Progress is reported through a callback with
 Ollama's status strings. Every layer is stored before the manifest is written, and the manifest write is a
 single atomic rename, so a failed or interrupted create leaves the store as it was (at most some blobs that
@@ -70,9 +71,10 @@ def create_model(
     """Create ``spec.name`` in ``store``; returns the new manifest digest (hex).
 
     With ``expected`` (a manifest digest), a build that comes out different raises ``DigestMismatch`` and the
-    manifest is not written. With ``spec.quantize`` the weights are quantized (see ``server.store.quantize``);
-    its progress lines carry byte counts, reported through ``counts`` when given (else as plain statuses, once
-    each).
+    manifest is not written. ``files`` holding ``*.safetensors`` are a model directory, converted to GGUF first
+    (``server.store.convert``; status ``converting model``). With ``spec.quantize`` the weights are quantized
+    (see ``server.store.quantize``); its progress lines carry byte counts, reported through ``counts`` when
+    given (else as plain statuses, once each).
 
     Raises ``BadRequest`` subclasses for invalid input (missing weights, a blob that is not GGUF, a template
     that does not parse, more than one adapter) before anything is written, and ``ModelNotFound`` when

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from server.errors import BadRequest
@@ -27,7 +28,15 @@ from . import bert, llama
 from .plan import FILE_TYPES, OutputPlan, write_plan
 from .source import ModelDirectory
 
-__all__ = ["FILE_TYPES", "check_directory", "convert_directory", "is_safetensors_model", "model_files"]
+__all__ = [
+    "FILE_TYPES",
+    "DirectoryFacts",
+    "check_directory",
+    "convert_directory",
+    "describe_directory",
+    "is_safetensors_model",
+    "model_files",
+]
 
 SUPPORTED = (*llama.ARCHITECTURES, *bert.ARCHITECTURES)
 # What a client uploads from a model directory (``FROM ./dir``): weights, configuration, tokenizer, pooling.
@@ -75,6 +84,33 @@ def check_directory(root: Path) -> str:
     if architecture not in SUPPORTED:
         raise BadRequest(f'unsupported architecture "{architecture}"')
     return architecture
+
+
+@dataclass(frozen=True)
+class DirectoryFacts:
+    """A convertible directory as sizing sees it, without converting: the GGUF architecture, its shape
+    (``block_count``, ``embedding_length``, ``head_count``, ``head_count_kv``, ``context_length``), the bytes
+    of the files a create uploads (``source_bytes``) and of the F16 GGUF it becomes (``gguf_bytes``,
+    estimated from the tensor shapes; the header, mostly the vocabulary, is not counted)."""
+
+    architecture: str
+    shape: dict[str, int]
+    source_bytes: int
+    gguf_bytes: int
+
+
+def describe_directory(root: Path) -> DirectoryFacts:
+    """Facts of the model in ``root`` (BadRequest as ``check_directory``); reads only headers and JSON."""
+    architecture = check_directory(root)
+    source = ModelDirectory(root)
+    planner = bert.plan if architecture in bert.ARCHITECTURES else llama.plan
+    built = planner(source, architecture)
+    return DirectoryFacts(
+        architecture=built.arch,
+        shape=dict(built.shape),
+        source_bytes=sum(path.stat().st_size for path in model_files(root)),
+        gguf_bytes=built.tensor_bytes("F16"),
+    )
 
 
 def convert_directory(root: Path, target: Path, outtype: str, progress: Callable[[int, int], None]) -> None:

@@ -58,7 +58,14 @@ def plan(source: ModelDirectory, architecture: str) -> OutputPlan:
         writer.add_token_type_count(int(config.get("type_vocab_size") or 2))
         write_wordpiece(writer, source, n_vocab)
 
-    return OutputPlan(arch="bert", metadata=metadata, tensors=tensors)
+    shape = {
+        "block_count": blocks,
+        "embedding_length": hidden,
+        "head_count": heads,
+        "head_count_kv": heads,
+        "context_length": context,
+    }
+    return OutputPlan(arch="bert", metadata=metadata, tensors=tensors, shape=shape)
 
 
 def _pooling(source: ModelDirectory) -> PoolingType:

@@ -74,7 +74,14 @@ def plan(source: ModelDirectory, architecture: str) -> OutputPlan:
             writer.add_rope_scaling_factor(float(scaling["factor"]))
         write_bpe(writer, source, n_vocab)
 
-    return OutputPlan(arch=arch, metadata=metadata, tensors=tensors)
+    sizes = {
+        "block_count": hp["blocks"],
+        "embedding_length": hp["hidden"],
+        "head_count": hp["heads"],
+        "head_count_kv": hp["kv_heads"],
+        "context_length": hp["context"],
+    }
+    return OutputPlan(arch=arch, metadata=metadata, tensors=tensors, shape=sizes)
 
 
 def _hyperparameters(config: dict[str, Any]) -> dict[str, Any]:

@@ -48,6 +48,18 @@ class OutputPlan:
     arch: str
     metadata: Callable[[GGUFWriter], None]
     tensors: list[PlannedTensor] = field(default_factory=list)
+    # What sizing needs without converting: block_count, embedding_length, head_count, head_count_kv,
+    # context_length (the values written as ``<arch>.*``).
+    shape: dict[str, int] = field(default_factory=dict)
+
+    def tensor_bytes(self, outtype: str) -> int:
+        """Bytes of tensor data the GGUF will hold with matrices in ``outtype`` (the header excluded)."""
+        total = 0
+        for tensor in self.tensors:
+            count = int(np.prod(tensor.shape)) if tensor.shape else 1
+            kind = out_type(tensor.name, tensor.shape, outtype)
+            total += count * (4 if kind == GGMLQuantizationType.F32 else 2)
+        return total
 
 
 # Tensors llama.cpp adds to activations (not multiplies by): its CPU backend needs them in F32.
