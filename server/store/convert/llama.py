@@ -123,7 +123,8 @@ def llama3_rope_factors(scaling: dict[str, Any], theta: float, head_dim: int) ->
     freqs = 1.0 / theta ** (np.arange(0, head_dim, 2, dtype=np.float64) / head_dim)
     wavelen = 2 * np.pi / freqs
     smooth = (original / wavelen - low) / (high - low)
-    ramp = 1.0 / ((1 - smooth) / factor + smooth)
+    with np.errstate(divide="ignore", invalid="ignore"):  # the ramp is only used where 0 <= smooth <= 1
+        ramp = 1.0 / ((1 - smooth) / factor + smooth)
     factors = np.where(wavelen < original / high, 1.0, np.where(wavelen > original / low, factor, ramp))
     return factors.astype(np.float32)
 
