@@ -5,7 +5,9 @@ and generation through the server changing with the adapter."""
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 from pathlib import Path
 
 import httpx
@@ -87,3 +89,21 @@ def test_adapters_are_stored_shown_and_applied(
     base, one, two = (generate(cli_server.url, name) for name in ("base", "one", "two"))
     assert one != base
     assert two not in (base, one)
+
+
+def test_http_create_refuses_an_unsupported_architecture_with_ollamas_text(server, tmp_path: Path) -> None:
+    files = {
+        "config.json": json.dumps({"architectures": ["GPT2LMHeadModel"]}).encode(),
+        "model.safetensors": b"\x02\x00\x00\x00\x00\x00\x00\x00{}",
+    }
+    with server.client() as http:
+        digests = {}
+        for name, data in files.items():
+            digest = "sha256:" + hashlib.sha256(data).hexdigest()
+            assert http.post(f"/api/blobs/{digest}", content=data).status_code in (200, 201)
+            digests[name] = digest
+        before = sorted(p.name for p in (Path(server.settings.models) / "blobs").iterdir())
+        response = http.post("/api/create", json={"model": "gpt2", "files": digests})
+        assert (response.status_code, response.json()) == (400, {"error": 'unsupported architecture "GPT2LMHeadModel"'})
+        assert sorted(p.name for p in (Path(server.settings.models) / "blobs").iterdir()) == before
+        assert http.post("/api/show", json={"model": "gpt2"}).status_code == 404
