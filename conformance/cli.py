@@ -33,7 +33,10 @@ def build_parser() -> argparse.ArgumentParser:
     target.add_argument("--url", help="server to check (default: start a Corral server with the default model)")
     target.add_argument("--image", help="container image to start with testcontainers and check (e.g. ollama/ollama)")
     parser.add_argument("--model", default=DEFAULT_MODEL, help=f"model under test (default {DEFAULT_MODEL})")
-    parser.add_argument("--embed-model", help="model for the embedding cases (default: --model)")
+    parser.add_argument(
+        "--embed-model",
+        help="model for the embedding cases (default: all-minilm:22m when the server has it, else --model)",
+    )
     parser.add_argument("--report", type=Path, help="write the Markdown parity report here")
     parser.add_argument("--junit", type=Path, help="write JUnit XML here")
     parser.add_argument("--results-json", type=Path, help="write every case's outcome as JSON here")

@@ -27,7 +27,7 @@ import httpx
 import pytest
 
 from conformance.areas import AREAS, area_of
-from conformance.harness import DEFAULT_MODEL, ServerProcess, ServerStartError
+from conformance.harness import DEFAULT_MODEL, EMBED_MODEL, ServerProcess, ServerStartError
 from conformance.versions import EXPECTATION, Expectation, OllamaVersion, Range, VersionError, resolve
 
 CASE_MARKERS = (
@@ -282,9 +282,10 @@ def _capability_gate(request: pytest.FixtureRequest) -> None:
 
 @pytest.fixture(scope="session")
 def embed_model(pytestconfig: pytest.Config, http: httpx.Client, model: str) -> str:
-    """A model that embeds: ``--embed-model`` or the model under test, when it reports the ``embedding``
-    capability or ``/api/embed`` answers for it; otherwise the embedding cases skip with the reason."""
-    name = _setting(pytestconfig, "--embed-model", "CONFORMANCE_EMBED_MODEL", model) or model
+    """A model that embeds: ``--embed-model``, else ``all-minilm:22m`` when the server has it (a real embedding
+    model), else the model under test, when it reports the ``embedding`` capability or ``/api/embed`` answers
+    for it; otherwise the embedding cases skip with the reason."""
+    name = _setting(pytestconfig, "--embed-model", "CONFORMANCE_EMBED_MODEL") or _installed(http, EMBED_MODEL) or model
     shown = http.post("/api/show", json={"model": name})
     caps = shown.json().get("capabilities") or [] if shown.status_code == 200 else []
     if "embedding" in caps:
@@ -297,6 +298,13 @@ def embed_model(pytestconfig: pytest.Config, http: httpx.Client, model: str) -> 
         f"model {name} lacks the 'embedding' capability (capabilities: {caps}) and /api/embed answered "
         f"{probe.status_code} {probe.text[:120]!r}; pass --embed-model"
     )
+
+
+def _installed(http: httpx.Client, name: str) -> str | None:
+    """``name`` when ``/api/tags`` lists it, else None."""
+    resp = http.get("/api/tags")
+    models = resp.json().get("models") or [] if resp.status_code == 200 else []
+    return name if any(isinstance(m, dict) and m.get("name") == name for m in models) else None
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,7 @@
 """Servers for the suite to judge: a local Corral process, or a container image.
 
-``ServerProcess`` puts one model into a temporary store with ``corral catalog apply``, starts ``corral serve``
+``ServerProcess`` puts one model (and, when the catalog can build it, the embedding model ``EMBED_MODEL``) into a
+temporary store with ``corral catalog apply``, starts ``corral serve``
 on a free loopback port with its own ``OLLAMA_HOST``/``OLLAMA_MODELS``, waits until ``GET /`` answers 200 and
 stops it (SIGTERM, then SIGKILL) on ``stop()``. Its log goes to a file whose tail is quoted when it fails.
 
@@ -27,6 +28,9 @@ import httpx
 import yaml
 
 DEFAULT_MODEL = "smollm2:135m"
+# The embedding model the embedding cases prefer (``conftest.embed_model``); a started server gets it too when
+# the catalog has it and it can be built (best effort: without it those cases run on the model under test).
+EMBED_MODEL = "all-minilm:22m"
 REPO_CATALOG = Path(__file__).resolve().parents[1] / "modelfiles" / "catalog.yaml"
 CONTAINER_PORT = 11434
 
@@ -73,6 +77,12 @@ def corral_command() -> list[str]:
     if found:
         return [found]
     return [sys.executable, "-c", "import sys; from server.cli import main; sys.exit(main())"]
+
+
+def catalog_has(model: str, source: Path) -> bool:
+    """Whether the catalog ``source`` has an entry named ``model``."""
+    data = yaml.safe_load(source.read_text())
+    return any(e.get("name") == model for e in data.get("models", []))
 
 
 def single_model_catalog(model: str, source: Path, target: Path) -> Path:
@@ -141,6 +151,8 @@ class ServerProcess:
             )
         if applied.returncode != 0:
             raise ServerStartError(f"`corral catalog apply` failed ({applied.returncode}):\n{self.log_tail()}")
+        if self.model != EMBED_MODEL and catalog_has(EMBED_MODEL, self.catalog):
+            self._apply_extra(EMBED_MODEL)
         log_file = self.log_path.open("ab")
         self._proc = subprocess.Popen(
             [*corral_command(), "serve"], env=self._env(), stdout=log_file, stderr=subprocess.STDOUT
@@ -151,6 +163,19 @@ class ServerProcess:
         except ServerStartError as exc:
             self.stop()
             raise ServerStartError(f"{exc}\n{self.log_tail()}") from None
+
+    def _apply_extra(self, model: str) -> None:
+        """Add ``model`` to the store if the catalog can build it here; a failure is only logged."""
+        catalog = single_model_catalog(model, self.catalog, self.root / f"catalog-{model.replace(':', '-')}.yaml")
+        with self.log_path.open("ab") as log:
+            subprocess.run(
+                [*corral_command(), "catalog", "apply", str(catalog)],
+                env=self._env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                timeout=self.startup_timeout,
+                check=False,
+            )
 
     def stop(self) -> None:
         """Terminate the server (SIGTERM, then SIGKILL after 15 s) and remove the temporary store."""

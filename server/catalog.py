@@ -330,13 +330,14 @@ def _from_path(text: str, base: Path) -> Path:
 
 
 def provide_weights(weights: Weights, target: Path, report: Callable[[str], None]) -> None:
-    """Make sure the GGUF a Modelfile's FROM names exists, taking it from an installed Python package.
+    """Make sure the GGUF (or safetensors directory) a Modelfile's FROM names exists, taking it from an installed
+    Python package.
 
-    A package that ships the file in its folder is linked (no copy of the weights); a package with an
+    A package that ships the file or directory in its folder is linked (no copy of the weights); a package with an
     ``assemble(path)`` function (weights split across several packages) writes the file. An existing file is
     left alone; the digest check of create catches a wrong one.
     """
-    if target.is_file():
+    if target.is_file() or target.is_dir():
         return
     spec = importlib.util.find_spec(weights.package)
     if spec is None or not spec.submodule_search_locations:
@@ -345,7 +346,7 @@ def provide_weights(weights: Weights, target: Path, report: Callable[[str], None
         )
     target.parent.mkdir(parents=True, exist_ok=True)
     shipped = Path(next(iter(spec.submodule_search_locations))) / weights.file
-    if shipped.is_file():
+    if shipped.is_file() or shipped.is_dir():  # a GGUF file, or a safetensors model directory
         report(f"linking {weights.file} from package {weights.package}")
         tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
         tmp.unlink(missing_ok=True)

@@ -40,17 +40,18 @@ async def create_model(request: Request, models: StoreDep) -> Response:
     body = parse_body(api.CreateRequest, await request.body())
     import_dirs = settings(request).import_dirs
 
-    def work(report: Callable[[str], None]) -> str:
-        # In the worker thread: the legacy form may hash and import a file.
-        return management.create(models, body, report, import_dirs=import_dirs)
+    def work(report: Callable[[api.ProgressResponse], None]) -> str:
+        # In the worker thread: the legacy form may hash and import a file; quantizing and converting take long.
+        def counts(status: str, digest: str, total: int, completed: int) -> None:
+            report(api.ProgressResponse(status=status, digest=digest, total=total, completed=completed))
 
-    statuses: AsyncIterator[str] = run_with_progress(work)
+        def status(text: str) -> None:
+            report(api.ProgressResponse(status=text))
 
-    async def progress() -> AsyncIterator[api.ProgressResponse]:
-        async for status in statuses:
-            yield api.ProgressResponse(status=status)
+        return management.create(models, body, status, import_dirs=import_dirs, counts=counts)
 
-    return await progress_response(progress(), stream=body.stream is not False)
+    progress: AsyncIterator[api.ProgressResponse] = run_with_progress(work)
+    return await progress_response(progress, stream=body.stream is not False)
 
 
 @router.post("/api/copy")

@@ -37,9 +37,15 @@ def create(client: Client, args: argparse.Namespace, out: TextIO) -> int:
     request = request_from_modelfile(args.model, modelfile, path.resolve().parent, upload)
     payload = request.to_wire()
     payload["stream"] = True
+    if getattr(args, "quantize", ""):
+        payload["quantize"] = args.quantize
     progress.status("gathering model components")
     for item in client.stream("/api/create", payload):
-        progress.status(str(item.get("status", "")))
+        status = str(item.get("status", ""))
+        if item.get("total"):
+            progress.transfer(status, int(item.get("completed") or 0), int(item["total"]))
+        else:
+            progress.status(status)
     progress.done()
     return 0
 
@@ -138,6 +144,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p = sub.add_parser("create", help="Create a model from a Modelfile")
     p.add_argument("model", type=_model_name)
     p.add_argument("-f", "--file", default="Modelfile", help="Name of the Modelfile (default: Modelfile)")
+    p.add_argument("-q", "--quantize", default="", help="Quantize model to this level (e.g. q4_K_M)")
     p.set_defaults(handler=create)
     for name in ("list", "ls"):
         p = sub.add_parser(name, help="List models")

@@ -126,7 +126,8 @@ class EngineModel:
         self._ctx = ctx
         if self._adapters:
             array = (llama_cpp.llama_adapter_lora_p_ctypes * len(self._adapters))(*self._adapters)
-            scales = (ctypes.c_float * len(self._adapters))(*([1.0] * len(self._adapters)))
+            wanted = list(p.adapter_scales) + [1.0] * (len(self._adapters) - len(p.adapter_scales))
+            scales = (ctypes.c_float * len(self._adapters))(*wanted)
             if int(llama_cpp.llama_set_adapters_lora(ctx, array, len(self._adapters), scales)) != 0:
                 raise ModelLoadFailed("unable to apply the LoRA adapters")
         n_ctx_slot = min(self.context_length, int(llama_cpp.llama_n_ctx_seq(ctx)))

@@ -33,7 +33,9 @@ class LoadParams:
     decide (it enables it where supported: about 20% more tokens/s for 8 CPU streams); True/False force it
     (``OLLAMA_FLASH_ATTENTION`` set to a value). A quantized ``kv_cache_type`` needs flash attention: with False
     the cache falls back to f16, as Ollama does. ``embedding`` loads a context for
-    embeddings only (no generation), as Ollama does for embedding models.
+    embeddings only (no generation), as Ollama does for embedding models. ``adapter_paths`` are LoRA GGUF files
+    applied to generation, each at the scale of the same index in ``adapter_scales`` (1.0 where absent; llama.cpp
+    multiplies it by the adapter's alpha / rank; 0 leaves the base model's output unchanged).
     """
 
     model_path: str
@@ -48,6 +50,7 @@ class LoadParams:
     flash_attention: bool | None = None
     kv_cache_type: KvCacheType = "f16"
     adapter_paths: tuple[str, ...] = ()
+    adapter_scales: tuple[float, ...] = ()
     embedding: bool = False
     max_queue: int = 512
 
@@ -63,6 +66,10 @@ class LoadParams:
             raise InvalidOption(f"num_thread must not be negative, got {self.num_thread}")
         if self.max_queue < 0:
             raise InvalidOption(f"max_queue must not be negative, got {self.max_queue}")
+        if len(self.adapter_scales) > len(self.adapter_paths):
+            raise InvalidOption("more adapter scales than adapters")
+        if any(not math.isfinite(scale) for scale in self.adapter_scales):
+            raise InvalidOption("adapter scales must be finite numbers")
         if self.kv_cache_type not in ("f16", "q8_0", "q4_0"):
             raise InvalidOption(f"unsupported kv cache type {self.kv_cache_type!r} (f16, q8_0 or q4_0)")
 

@@ -6,6 +6,7 @@ They are blocking (file I/O and store locks); the API layer runs them in a worke
 
 from __future__ import annotations
 
+import dataclasses
 import posixpath
 import threading
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -23,10 +24,12 @@ from server.registry.pull import pull_model
 from server.registry.push import push_model
 from server.settings import Settings
 from server.store.blobs import Digest
+from server.store.convert import model_files
 from server.store.create import CreateSpec, create_model
 from server.store.gguf_info import GGUFInfo, read_gguf
 from server.store.modelfile import Modelfile, parse_modelfile, render_modelfile
 from server.store.names import ModelName
+from server.store.quantize import Counts, parse_type
 from server.store.store import ModelContent, Store, StoredManifest
 
 Progress = Callable[[str], None]
@@ -170,10 +173,19 @@ def capabilities(info: GGUFInfo | None, content: ModelContent) -> list[str]:
     return caps
 
 
-def create(store: Store, request: api.CreateRequest, progress: Progress, *, import_dirs: Sequence[Path] = ()) -> str:
+def create(
+    store: Store,
+    request: api.CreateRequest,
+    progress: Progress,
+    *,
+    import_dirs: Sequence[Path] = (),
+    counts: Counts | None = None,
+) -> str:
     """``/api/create`` in its JSON form, or the legacy ``modelfile`` form parsed here. Returns the digest.
-    Blocking (the legacy form may import a file): run it in a worker thread."""
-    return create_model(store, spec_from_request(request, store=store, import_dirs=import_dirs), progress)
+    Blocking (the legacy form may import a file, quantization and conversion take a while): run it in a
+    worker thread. ``counts`` receives the progress lines that carry byte counts (quantization)."""
+    spec = spec_from_request(request, store=store, import_dirs=import_dirs)
+    return create_model(store, spec, progress, counts=counts)
 
 
 def spec_from_request(
@@ -183,10 +195,12 @@ def spec_from_request(
     written. The legacy ``modelfile`` form (with ``store``) may name server files only under ``import_dirs``
     (``CORRAL_IMPORT_DIRS``): a client must not be able to probe or import any file the server can read."""
     name = ModelName.parse(request.model or request.name)
-    if request.quantize or request.quantization:
-        raise BadRequest("quantization is not supported by this server; create from already quantized GGUF weights")
+    quantize = request.quantize or request.quantization or None
+    if quantize is not None:
+        parse_type(quantize)  # an unknown type is refused before anything else is looked at
     if request.modelfile is not None and not request.from_ and not request.files and store is not None:
-        return _legacy_spec(name, request.modelfile, store, tuple(import_dirs))
+        spec = _legacy_spec(name, request.modelfile, store, tuple(import_dirs))
+        return dataclasses.replace(spec, quantize=quantize)
     licenses = [request.license] if isinstance(request.license, str) else request.license
     return CreateSpec(
         name=name,
@@ -199,6 +213,7 @@ def spec_from_request(
         parameters=request.parameters,
         messages=tuple(request.messages) if request.messages is not None else None,
         requires=request.requires,
+        quantize=quantize,
     )
 
 
@@ -250,14 +265,17 @@ def request_from_modelfile(
     if blob.startswith("sha256:") or blob.startswith("sha256-"):
         files = {"model.gguf": str(Digest.parse(blob))}
     elif (path := _local_path(source, base_dir, allowed_dirs)) is not None:
-        files = {path.name: str(upload(path))}
+        if path.is_dir():  # a safetensors model: every file it needs, by its path in the directory
+            files = {file.relative_to(path).as_posix(): str(upload(file)) for file in model_files(path)}
+        else:
+            files = {path.name: str(upload(path))}
     else:
         from_ = source
     adapters: dict[str, str] = {}
     for adapter in modelfile.adapters:
         adapter_path = _local_path(adapter, base_dir, allowed_dirs)
-        if adapter_path is None:
-            raise BadRequest(f"adapter file {adapter!r} does not exist")
+        if adapter_path is None or adapter_path.is_dir():
+            raise BadRequest(f"adapter file {adapter!r} does not exist (a LoRA adapter is one GGUF file)")
         adapters[adapter_path.name] = str(upload(adapter_path))
     return api.CreateRequest.model_validate(
         {
@@ -290,10 +308,12 @@ def _local_path(text: str, base_dir: Path, allowed_dirs: tuple[Path, ...] | None
                 "upload the file as a blob (`corral create -f Modelfile` does) or use the `files` field"
             )
         path = resolved
-    if path.is_file():
+    if path.is_file() or path.is_dir():
         return path
     if path.exists() or text.startswith(("./", "../", "/", "~")):
-        raise BadRequest(f"FROM {text!r} is not a file; give a GGUF file or a model name")
+        raise BadRequest(
+            f"FROM {text!r} is not a file; give a GGUF file, a safetensors model directory or a model name"
+        )
     return None
 
 

@@ -144,7 +144,12 @@ def test_prepull_applies_the_mounted_catalog_to_the_same_volume_as_the_server(mo
             "subPath": key,
             "readOnly": True,
         }
-    assert set(config_map["data"]) == {"catalog.yaml", "smollm2-135m.Modelfile", "gemma3-270m.Modelfile"}
+    assert set(config_map["data"]) == {
+        "catalog.yaml",
+        "smollm2-135m.Modelfile",
+        "gemma3-270m.Modelfile",
+        "all-minilm-22m.Modelfile",
+    }
 
 
 def test_volume_is_sized_from_the_catalog_blobs(mocks: RecordingMocks) -> None:

@@ -55,7 +55,7 @@ def test_prepull_fills_the_volume_once(pod: LocalPod) -> None:
     assert "smollm2:135m" in first.stdout and "created" in first.stdout
     manifests = pod.root / "volumes" / "models" / "manifests"
     stamps = {p: p.stat().st_mtime_ns for p in manifests.rglob("*") if p.is_file()}
-    assert len(stamps) == 2
+    assert len(stamps) == 3  # smollm2, gemma3 and all-minilm (converted from safetensors)
     second = pod.run(PREPULL_CONTAINER, timeout=600)
     assert second.returncode == 0, second.stdout + second.stderr
     assert "store already matches the catalog; nothing changed" in second.stdout

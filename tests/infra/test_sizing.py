@@ -22,7 +22,23 @@ def test_facts_come_from_the_gguf_headers() -> None:
     weights = (CATALOG.parent / "weights" / "SmolLM2-135M-Instruct.Q4_1.gguf").resolve()
     assert smollm.weights_bytes == weights.stat().st_size
     assert smollm.weights_bytes < smollm.blob_bytes < smollm.weights_bytes + 64 * 1024
-    assert set(bundle.files) == {"catalog.yaml", "smollm2-135m.Modelfile", "gemma3-270m.Modelfile"}
+    assert set(bundle.files) == {
+        "catalog.yaml",
+        "smollm2-135m.Modelfile",
+        "gemma3-270m.Modelfile",
+        "all-minilm-22m.Modelfile",
+    }
+
+
+def test_a_safetensors_directory_is_sized_as_its_conversion() -> None:
+    """all-minilm comes from a safetensors directory: its shape from config.json, its weights as the F16 GGUF
+    create writes (46.2 MB, of which the vocabulary header is about 0.5 MB), and the store keeps the upload too."""
+    minilm = next(m for m in read_catalog(CATALOG).models if m.name == "all-minilm:22m")
+    assert minilm.shape == ModelShape(n_layer=6, n_embd=384, n_head=12, n_head_kv=12)
+    assert minilm.n_ctx_train == 512
+    assert 45_000_000 < minilm.weights_bytes < 46_220_384
+    uploaded = (CATALOG.parent / "weights" / "all-minilm-l6-v2" / "model.safetensors").resolve().stat().st_size
+    assert minilm.blob_bytes > minilm.weights_bytes + uploaded
 
 
 def test_volume_is_blobs_times_headroom_plus_the_largest() -> None:

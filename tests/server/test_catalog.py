@@ -45,7 +45,7 @@ def snapshot(root: Path) -> dict[str, bytes]:
 
 def test_repo_catalog_validates() -> None:
     catalog = load_catalog(REPO / "modelfiles" / "catalog.yaml")
-    assert [str(e.name) for e in catalog.entries] == ["smollm2:135m", "gemma3:270m"]
+    assert [str(e.name) for e in catalog.entries] == ["smollm2:135m", "gemma3:270m", "all-minilm:22m"]
     assert catalog.entries[0].preload
 
 

