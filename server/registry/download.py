@@ -109,8 +109,7 @@ class BlobDownload:
                 self._discard()
                 raise BlobDigestMismatch(str(self.digest), f"sha256:{got}")
             os.fsync(fd)
-            os.replace(self.path, self.blobs.path(self.digest))
-            _fsync_dir(self.blobs.root)
+            self.blobs.publish(self.path, self.digest)
             self.states.remove()
             return True
         finally:
@@ -310,10 +309,3 @@ def _unlink_if_empty(path: Path) -> None:
         if path.stat().st_size == 0:
             path.unlink()
 
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

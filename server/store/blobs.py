@@ -188,9 +188,14 @@ class BlobStore:
         if target.exists():
             return WrittenBlob(got, size, created=False)
         os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-        _fsync_dir(self.root)
+        self.publish(tmp, got)
         return WrittenBlob(got, size, created=True)
+
+    def publish(self, tmp: Path, digest: Digest) -> None:
+        """Rename a complete, verified file into the store under ``digest``; the rename is made durable (the
+        directory is synced) before this returns."""
+        os.replace(tmp, self.path(digest))
+        _fsync_dir(self.root)
 
 
 def locked_temp(directory: Path) -> tuple[int, Path]:
