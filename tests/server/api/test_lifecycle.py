@@ -6,21 +6,21 @@ Real server on loopback with smollm2; the victims' outputs are compared with the
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from server.settings import Settings
-from tests.server.conftest import LiveServer, free_port, seed_store
+from tests.server.conftest import LiveServer, seed_store
 
 pytestmark = pytest.mark.slow
 
@@ -29,22 +29,16 @@ GREEDY = {"temperature": 0, "num_predict": 48}
 
 
 @pytest.fixture
-def start(tmp_path: Path, smollm2_path: Path) -> Iterator[Callable[..., LiveServer]]:
+def start(start_server: Callable[..., LiveServer], tmp_path: Path, smollm2_path: Path) -> Callable[..., LiveServer]:
     """Start a server with smollm2 in a fresh store; ``env`` holds extra variables by their full names."""
-    servers: list[LiveServer] = []
+    stores = itertools.count()
 
     def start_one(**env: str) -> LiveServer:
-        models = tmp_path / f"models-{len(servers)}"
+        models = tmp_path / f"models-{next(stores)}"
         seed_store(models, smollm2_path)
-        environ = {"OLLAMA_HOST": f"127.0.0.1:{free_port()}", "OLLAMA_MODELS": str(models), **env}
-        server = LiveServer(Settings.from_env(environ))
-        server.start()
-        servers.append(server)
-        return server
+        return start_server(models, variables=env)
 
-    yield start_one
-    for server in servers:
-        server.stop()
+    return start_one
 
 
 def active_leases(server: LiveServer) -> int:
