@@ -98,15 +98,20 @@ def single_model_catalog(model: str, source: Path, target: Path) -> Path:
     return target
 
 
-class ServerProcess:
-    """A ``corral serve`` subprocess with a private temporary store holding ``model``.
+class LocalServer:
+    """A server subprocess with a private temporary folder (store, log) on a free loopback port; subclasses
+    start it. Use as a context manager or call ``start()``/``stop()``. ``url`` is valid after ``start()``.
 
-    Use as a context manager or call ``start()``/``stop()``. ``url`` is valid after ``start()``.
+    ``stop`` sends SIGTERM, then ``kill`` after 15 s; a log inside the temporary folder is copied next to it
+    (``<prefix><port>.log`` in the system temp folder) before the folder is removed.
     """
+
+    prefix = "corral-local-server-"
+    log_name = "server.log"
 
     def __init__(
         self,
-        model: str = DEFAULT_MODEL,
+        model: str,
         *,
         catalog: Path = REPO_CATALOG,
         log_path: Path | None = None,
@@ -117,9 +122,9 @@ class ServerProcess:
         self.catalog = catalog
         self.startup_timeout = startup_timeout
         self.extra_env = env or {}
-        self._tmp = tempfile.TemporaryDirectory(prefix="corral-conformance-")
+        self._tmp = tempfile.TemporaryDirectory(prefix=self.prefix)
         self.root = Path(self._tmp.name)
-        self.log_path = log_path or self.root / "server.log"
+        self.log_path = log_path or self.root / self.log_name
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._proc: subprocess.Popen[bytes] | None = None
@@ -131,68 +136,58 @@ class ServerProcess:
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.stop()
 
+    def start(self) -> None:
+        raise NotImplementedError
+
     def _env(self) -> dict[str, str]:
+        """The caller's environment without its OLLAMA_/CORRAL_ settings, pointed at this server's port and
+        store, plus ``env``."""
         env = {k: v for k, v in os.environ.items() if not k.startswith(("OLLAMA_", "CORRAL_"))}
         env.update({"OLLAMA_HOST": f"127.0.0.1:{self.port}", "OLLAMA_MODELS": str(self.root / "models")})
         env.update(self.extra_env)
         return env
 
-    def start(self) -> None:
-        """Fill the store, start the server and wait for ``GET /`` 200; raises ``ServerStartError``."""
-        catalog = single_model_catalog(self.model, self.catalog, self.root / "catalog.yaml")
+    def _run(self, argv: list[str]) -> int:
+        """Run a command with this server's environment, its output appended to the log; returns its status."""
         with self.log_path.open("ab") as log:
-            applied = subprocess.run(
-                [*corral_command(), "catalog", "apply", str(catalog)],
-                env=self._env(),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                timeout=self.startup_timeout,
-                check=False,
+            done = subprocess.run(
+                argv, env=self._env(), stdout=log, stderr=subprocess.STDOUT, timeout=self.startup_timeout, check=False
             )
-        if applied.returncode != 0:
-            raise ServerStartError(f"`corral catalog apply` failed ({applied.returncode}):\n{self.log_tail()}")
-        if self.model != EMBED_MODEL and catalog_has(EMBED_MODEL, self.catalog):
-            self._apply_extra(EMBED_MODEL)
-        log_file = self.log_path.open("ab")
-        self._proc = subprocess.Popen(
-            [*corral_command(), "serve"], env=self._env(), stdout=log_file, stderr=subprocess.STDOUT
-        )
-        log_file.close()
+        return done.returncode
+
+    def _launch(self, argv: list[str], **popen: Any) -> None:
+        """Start the server process (output to the log) and wait for ``GET /`` 200; on failure it is stopped
+        and ``ServerStartError`` carries the log's tail."""
+        with self.log_path.open("ab") as log_file:
+            self._proc = subprocess.Popen(argv, env=self._env(), stdout=log_file, stderr=subprocess.STDOUT, **popen)
         try:
             wait_ready(self.url, self.startup_timeout, alive=self.alive)
         except ServerStartError as exc:
             self.stop()
             raise ServerStartError(f"{exc}\n{self.log_tail()}") from None
 
-    def _apply_extra(self, model: str) -> None:
-        """Add ``model`` to the store if the catalog can build it here; a failure is only logged."""
-        catalog = single_model_catalog(model, self.catalog, self.root / f"catalog-{model.replace(':', '-')}.yaml")
-        with self.log_path.open("ab") as log:
-            subprocess.run(
-                [*corral_command(), "catalog", "apply", str(catalog)],
-                env=self._env(),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                timeout=self.startup_timeout,
-                check=False,
-            )
+    def _kill(self, proc: subprocess.Popen[bytes]) -> None:
+        proc.kill()
 
     def stop(self) -> None:
-        """Terminate the server (SIGTERM, then SIGKILL after 15 s) and remove the temporary store."""
+        """Terminate the server (SIGTERM, then ``_kill`` after 15 s) and remove the temporary folder."""
         proc, self._proc = self._proc, None
         if proc is not None and proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
             try:
                 proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
-                proc.kill()
+                self._kill(proc)
                 proc.wait(timeout=5)
-        if self.log_path.is_relative_to(self.root):
-            kept = Path(tempfile.gettempdir()) / f"corral-conformance-{self.port}.log"
-            if self.log_path.exists():
-                shutil.copyfile(self.log_path, kept)
-                self.log_path = kept
+        self._after_stop(proc)
+        if self.log_path.is_relative_to(self.root) and self.log_path.exists():
+            kept = Path(tempfile.gettempdir()) / f"{self.prefix}{self.port}.log"
+            shutil.copyfile(self.log_path, kept)
+            self.log_path = kept
         self._tmp.cleanup()
+
+    def _after_stop(self, proc: subprocess.Popen[bytes] | None) -> None:
+        """Clean up what the server process may have left behind (nothing by default)."""
 
     def alive(self) -> bool:
         """Whether the server process is still running."""
@@ -204,6 +199,38 @@ class ServerProcess:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return "<no log>"
+
+
+class ServerProcess(LocalServer):
+    """A ``corral serve`` subprocess with a private temporary store holding ``model``."""
+
+    prefix = "corral-conformance-"
+
+    def __init__(
+        self,
+        model: str = DEFAULT_MODEL,
+        *,
+        catalog: Path = REPO_CATALOG,
+        log_path: Path | None = None,
+        startup_timeout: float = 180.0,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(model, catalog=catalog, log_path=log_path, startup_timeout=startup_timeout, env=env)
+
+    def start(self) -> None:
+        """Fill the store, start the server and wait for ``GET /`` 200; raises ``ServerStartError``."""
+        catalog = single_model_catalog(self.model, self.catalog, self.root / "catalog.yaml")
+        code = self._run([*corral_command(), "catalog", "apply", str(catalog)])
+        if code != 0:
+            raise ServerStartError(f"`corral catalog apply` failed ({code}):\n{self.log_tail()}")
+        if self.model != EMBED_MODEL and catalog_has(EMBED_MODEL, self.catalog):
+            self._apply_extra(EMBED_MODEL)
+        self._launch([*corral_command(), "serve"])
+
+    def _apply_extra(self, model: str) -> None:
+        """Add ``model`` to the store if the catalog can build it here; a failure is only logged."""
+        catalog = single_model_catalog(model, self.catalog, self.root / f"catalog-{model.replace(':', '-')}.yaml")
+        self._run([*corral_command(), "catalog", "apply", str(catalog)])
 
 
 class ContainerServer:

@@ -16,14 +16,11 @@ import os
 import shutil
 import signal
 import subprocess
-import tempfile
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 import yaml
 
-from conformance.harness import REPO_CATALOG, ServerStartError, free_port, wait_ready
+from conformance.harness import REPO_CATALOG, LocalServer, ServerStartError
 
 BUILD_SCRIPT = Path(__file__).resolve().parent / "build-ollama.sh"
 DEFAULT_VERSION = "0.24.0"
@@ -94,11 +91,11 @@ def _weights_from_package(package: str, name: str, target: Path) -> None:
     module.assemble(str(target))
 
 
-class OllamaServer:
-    """``ollama serve`` with a private temporary store and home, serving ``model`` under its catalog name.
+class OllamaServer(LocalServer):
+    """``ollama serve`` with a private temporary store and home, serving ``model`` under its catalog name."""
 
-    Use as a context manager or call ``start()``/``stop()``. ``url`` is valid after ``start()``.
-    """
+    prefix = "corral-parity-ollama-"
+    log_name = "ollama.log"
 
     def __init__(
         self,
@@ -109,53 +106,20 @@ class OllamaServer:
         log_path: Path | None = None,
         startup_timeout: float = 180.0,
     ) -> None:
+        super().__init__(model, catalog=catalog, log_path=log_path, startup_timeout=startup_timeout)
         self.binary = binary
-        self.model = model
-        self.catalog = catalog
-        self.startup_timeout = startup_timeout
-        self._tmp = tempfile.TemporaryDirectory(prefix="corral-parity-ollama-")
-        self.root = Path(self._tmp.name)
-        self.log_path = log_path or self.root / "ollama.log"
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._proc: subprocess.Popen[bytes] | None = None
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        self.stop()
-
-    def _env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("OLLAMA_", "CORRAL_"))}
-        env.update(
-            {
-                "HOME": str(self.root / "home"),
-                "OLLAMA_HOST": f"127.0.0.1:{self.port}",
-                "OLLAMA_MODELS": str(self.root / "models"),
-            }
-        )
-        return env
+        self.extra_env = {"HOME": str(self.root / "home")}
 
     def start(self) -> None:
         """Start the server, wait for ``GET /`` 200 and import the model; raises ``ServerStartError``."""
         (self.root / "home").mkdir()
         try:
-            with self.log_path.open("ab") as log_file:
-                # Its own session, so that a kill also reaches the runners `ollama serve` starts per model.
-                self._proc = subprocess.Popen(
-                    [str(self.binary), "serve"],
-                    env=self._env(),
-                    stdout=log_file,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
+            # Its own session, so that a kill also reaches the runners `ollama serve` starts per model.
+            self._launch([str(self.binary), "serve"], start_new_session=True)
         except OSError as exc:
             self.stop()
             raise ServerStartError(f"cannot run {self.binary}: {exc}") from None
         try:
-            wait_ready(self.url, self.startup_timeout, alive=self.alive)
             self._import_model()
         except ServerStartError as exc:
             self.stop()
@@ -163,44 +127,14 @@ class OllamaServer:
 
     def _import_model(self) -> None:
         modelfile = stage_modelfile(self.model, self.root / "import", self.catalog)
-        with self.log_path.open("ab") as log:
-            created = subprocess.run(
-                [str(self.binary), "create", self.model, "-f", str(modelfile)],
-                env=self._env(),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                timeout=self.startup_timeout,
-                check=False,
-            )
-        if created.returncode != 0:
-            raise ServerStartError(f"`ollama create {self.model}` failed ({created.returncode})")
+        code = self._run([str(self.binary), "create", self.model, "-f", str(modelfile)])
+        if code != 0:
+            raise ServerStartError(f"`ollama create {self.model}` failed ({code})")
 
-    def stop(self) -> None:
-        """Terminate the server (SIGTERM, then SIGKILL after 15 s) and remove the temporary store."""
-        proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=5)
+    def _kill(self, proc: subprocess.Popen[bytes]) -> None:
+        os.killpg(proc.pid, signal.SIGKILL)
+
+    def _after_stop(self, proc: subprocess.Popen[bytes] | None) -> None:
         if proc is not None:
             with contextlib.suppress(ProcessLookupError):  # a runner left behind by the server it belonged to
                 os.killpg(proc.pid, signal.SIGKILL)
-        if self.log_path.is_relative_to(self.root) and self.log_path.exists():
-            kept = Path(tempfile.gettempdir()) / f"corral-parity-ollama-{self.port}.log"
-            shutil.copyfile(self.log_path, kept)
-            self.log_path = kept
-        self._tmp.cleanup()
-
-    def alive(self) -> bool:
-        """Whether the server process is still running."""
-        return self._proc is not None and self._proc.poll() is None
-
-    def log_tail(self, lines: int = 30) -> str:
-        """The last ``lines`` lines of the server log."""
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "<no log>"
