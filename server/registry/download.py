@@ -308,4 +308,3 @@ def _unlink_if_empty(path: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         if path.stat().st_size == 0:
             path.unlink()
-
