@@ -45,6 +45,8 @@ class RegistryOptions:
     ``backoff`` seconds, doubling, at most 8 s) and the count starts again whenever bytes arrive; a
     connection that delivers nothing for ``read_timeout`` seconds counts as a failed attempt. Setting
     ``cancel`` stops a transfer at the next chunk; a download keeps its partial file for the next pull.
+    ``zero_copy`` lets the kernel move plain-HTTP blob bodies from the socket into the file (see ``ranged``);
+    off, every byte passes through Python's buffers as over TLS.
     """
 
     insecure: bool = False
@@ -55,6 +57,7 @@ class RegistryOptions:
     connect_timeout: float = 30.0
     read_timeout: float = 30.0
     cancel: threading.Event | None = None
+    zero_copy: bool = True
 
 
 def registry_options(settings: Settings, *, insecure: bool, cancel: threading.Event | None = None) -> RegistryOptions:

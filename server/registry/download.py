@@ -4,14 +4,16 @@ A blob of up to 1 MiB (config, template, params) is fetched in one GET and writt
 located once (the registry's redirects followed, see ``RegistryClient.locate_blob``) and split into up to
 ``parallel`` parts (``parts``; one when it is served from loopback, see ``RegistryOptions``), each fetched
 with ``Range: bytes=a-b`` on its own connection (``ranged``) into buffers of its own and written with
-``pwrite`` at its offset in ``blobs/sha256-<hex>-partial``. A part's state is saved every few MB and when it
-stops, always after the bytes it counts were written, so a pull that dies (the process killed, the registry
-gone, the connection dropped) resumes each part where its state says.
+``pwrite`` at its offset in ``blobs/sha256-<hex>-partial`` (or spliced there by the kernel). The parts'
+states are saved by the flusher right after each ``fdatasync`` and by each part when it stops, always after
+the bytes they count were written, so a pull that dies (the process killed, the registry gone, the
+connection dropped; after a sync, even the machine) resumes each part where its state says.
 
 Three kinds of threads run a download: one receiver per unfinished part, the hasher (``ordered_hash``: the
 sha256 in order, from the receivers' buffers where it can, so verification costs no extra pass) and a
 flusher that calls ``fdatasync`` every ``SYNC_EVERY`` written bytes, so that the disk works while the bytes
-arrive and the fsync before the rename finds little left to write. Only a digest match renames the partial
+arrive and the fsync before the rename finds little left to write, then saves the parts' states (file work
+that would otherwise stall a receiver now and then). Only a digest match renames the partial
 file to ``sha256-<hex>``; a mismatch deletes the partial file and its state, and the next pull starts
 over. An exclusive ``flock`` on the partial file makes concurrent pulls of the same blob (threads or
 processes) wait for one download instead of racing.
@@ -46,7 +48,6 @@ from server.store.blobs import BlobStore, Digest
 log = logging.getLogger(__name__)
 
 SMALL_BLOB = 1 << 20
-SAVE_EVERY = 8 << 20
 SYNC_EVERY = 16 << 20  # the final fsync then waits for ~10 ms of writes, not ~35 (64 MiB) or ~120 (none)
 BUFFER = 1 << 20
 WRITE = 256 << 10  # bytes per pwrite: see _write_at
@@ -157,7 +158,7 @@ class BlobDownload:
         """Fetch every unfinished part in parallel while hashing in order; returns the hex digest."""
         pending = [part for part in self._parts if part.completed < part.size]
         hasher = OrderedHasher(fd, self._parts, self.size)
-        flusher = Flusher(fd)
+        flusher = Flusher(fd, self.states, pending)
         with ThreadPoolExecutor(max_workers=len(pending) + 2, thread_name_prefix="pull") as pool:
             hashing = pool.submit(self._hash, hasher)
             flushing = pool.submit(flusher.run)
@@ -180,9 +181,9 @@ class BlobDownload:
             raise
 
     def _fetch_part(self, fd: int, part: Part, hasher: OrderedHasher, flusher: Flusher) -> None:
-        buffers = BufferPool(BUFFERS, BUFFER, self._check_stop)
+        sink = PartSink(self, fd, part, hasher, flusher)
         try:
-            self._retrying(lambda: self._read_part(fd, part, hasher, flusher, buffers), progress=lambda: part.completed)
+            self._retrying(lambda: self._read_part(part, sink), progress=lambda: part.completed)
         except BaseException:
             self._failed.set()
             hasher.fail()
@@ -190,34 +191,12 @@ class BlobDownload:
         finally:
             self.states.save(part)
 
-    def _read_part(self, fd: int, part: Part, hasher: OrderedHasher, flusher: Flusher, buffers: BufferPool) -> None:
-        unsaved = 0
+    def _read_part(self, part: Part, sink: PartSink) -> None:
         location = self._location
-
-        def sink(piece: memoryview) -> None:
-            nonlocal unsaved
-            _write_at(fd, piece, part.position)
-            if not hasher.wrote(part, piece, buffers):
-                buffers.give(piece)
-            flusher.wrote(len(piece))
-            self.report(self.completed)
-            unsaved += len(piece)
-            if unsaved >= SAVE_EVERY:
-                self.states.save(part)
-                unsaved = 0
-            self._check_stop()
-
         if part.completed >= part.size or location is None:
             return
         try:
-            read_range(
-                location,
-                part.position,
-                part.end - 1,
-                sink,
-                buffers=buffers,
-                timeout=self.options.read_timeout,
-            )
+            read_range(location, part.position, part.end - 1, sink, timeout=self.options.read_timeout)
         except LocationExpired:
             self._relocate(location)
             raise
@@ -234,7 +213,7 @@ class BlobDownload:
         with doubling back-off; the count starts over whenever ``progress()`` moved."""
         failures = 0
         while True:
-            self._check_stop()
+            self.check_stop()
             before = progress()
             try:
                 return attempt()
@@ -245,7 +224,7 @@ class BlobDownload:
                 log.info("%s: %s; retrying", self.digest, exc)
                 self._sleep(min(self.options.backoff * 2 ** (failures - 1), MAX_BACKOFF))
 
-    def _check_stop(self) -> None:
+    def check_stop(self) -> None:
         if self._failed.is_set():
             raise TransferCanceled()
         cancel = self.options.cancel
@@ -255,16 +234,56 @@ class BlobDownload:
     def _sleep(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
         while (left := deadline - time.monotonic()) > 0:
-            self._check_stop()
+            self.check_stop()
             self._failed.wait(min(left, 0.2))
+
+
+class PartSink:
+    """Where one part's bytes go (see ``ranged.Sink``): written at the part's position (by the kernel when it
+    splices them, else here from the buffers of the part's own pool) and counted by the hasher, which keeps
+    the buffers of the bytes it hashes from memory; the flusher and the progress report hear of them."""
+
+    def __init__(self, download: BlobDownload, fd: int, part: Part, hasher: OrderedHasher, flusher: Flusher) -> None:
+        self._download = download
+        self._part = part
+        self._hasher = hasher
+        self._flusher = flusher
+        self._buffers = BufferPool(BUFFERS, BUFFER, download.check_stop)
+        self.file: int | None = fd if download.options.zero_copy else None
+        self._fd = fd
+
+    def take(self) -> memoryview:
+        return self._buffers.take()
+
+    def give(self, piece: memoryview) -> None:
+        self._buffers.give(piece)
+
+    def received(self, piece: memoryview) -> None:
+        _write_at(self._fd, piece, self._part.position)
+        if not self._hasher.wrote(self._part, piece, self._buffers):
+            self._buffers.give(piece)
+        self._landed(len(piece))
+
+    def spliced(self, count: int) -> None:
+        self._hasher.landed(self._part, count)
+        self._landed(count)
+
+    def _landed(self, count: int) -> None:
+        self._flusher.wrote(count)
+        download = self._download
+        download.report(download.completed)
+        download.check_stop()
 
 
 class Flusher:
     """``fdatasync`` the file on a thread of its own whenever ``SYNC_EVERY`` more bytes were written, so the
-    kernel writes the blob out while the rest arrives (the final fsync then has little left to do)."""
+    kernel writes the blob out while the rest arrives (the final fsync then has little left to do), and then
+    saves the ``parts``' states as they were when the sync began: what they count is on disk."""
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, states: PartStates, parts: list[Part]) -> None:
         self._fd = fd
+        self._states = states
+        self._parts = parts
         self._cond = threading.Condition()
         self._unsynced = 0
         self._stopped = False
@@ -288,7 +307,10 @@ class Flusher:
                 if self._stopped:
                     return
                 self._unsynced = 0
+            counted = [part.completed for part in self._parts]
             os.fdatasync(self._fd)
+            for part, completed in zip(self._parts, counted, strict=True):
+                self._states.save(part, completed)
 
 
 def _write_at(fd: int, data: memoryview, offset: int) -> None:

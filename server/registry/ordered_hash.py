@@ -8,8 +8,9 @@ hash must neither wait for the download nor make it wait, and must not read the 
   where the hash stands (the frontier) is handed over from memory: the hasher keeps the receiver's buffer,
   hashes it and gives it back to the receiver's ``BufferPool``. Bytes that arrive in order are thus hashed
   once, from the buffer they were received into, while still in the CPU cache.
-* What arrived ahead of the frontier (a later part's prefix, the bytes of a resumed file) is read back from
-  the file into the hasher's own buffer once the frontier gets there.
+* What arrived ahead of the frontier (a later part's prefix, the bytes of a resumed file), and what the
+  kernel spliced from the socket into the file without passing through Python (``landed``), is read back
+  from the file (the page cache) into the hasher's own buffer once the frontier gets there.
 * ``hashlib`` releases the GIL while it hashes a large buffer, so the hasher runs on another core beside the
   receivers. A receiver whose pool is empty waits for the hasher: the frontier part can run at most its
   pool's size ahead of the hash, which bounds the memory held.
@@ -87,6 +88,13 @@ class OrderedHasher:
                 self._pending[offset] = (piece, pool)
             self._cond.notify()
             return keep
+
+    def landed(self, part: Part, count: int) -> None:
+        """Count ``count`` bytes as written at ``part.position`` without a buffer (the kernel spliced them into
+        the file): the hasher reads them back from the page cache when it gets there."""
+        with self._cond:
+            part.completed += count
+            self._cond.notify()
 
     def fail(self) -> None:
         """The download failed: ``run`` returns an empty string."""

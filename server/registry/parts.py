@@ -14,6 +14,7 @@ import contextlib
 import json
 import math
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,6 +53,7 @@ class PartStates:
 
     def __init__(self, partial: Path) -> None:
         self.partial = partial
+        self._saving = threading.Lock()  # receivers and the flusher save from their own threads
 
     def path(self, index: int) -> Path:
         return self.partial.with_name(f"{self.partial.name}-{index}")
@@ -75,12 +77,16 @@ class PartStates:
             expected = part.end
         return parts if parts and expected == size else None
 
-    def save(self, part: Part) -> None:
-        """Replace the part's state file atomically (a crash leaves the old state or the new one)."""
+    def save(self, part: Part, completed: int | None = None) -> None:
+        """Replace the part's state file atomically (a crash leaves the old state or the new one), saying
+        ``completed`` bytes (default: ``part.completed``) are in place."""
         path = self.path(part.index)
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps({"offset": part.offset, "size": part.size, "completed": part.completed}))
-        os.replace(tmp, path)
+        done = part.completed if completed is None else completed
+        state = json.dumps({"offset": part.offset, "size": part.size, "completed": done})
+        with self._saving:
+            tmp.write_text(state)
+            os.replace(tmp, path)
 
     def remove(self) -> None:
         for path in self.partial.parent.glob(f"{self.partial.name}-*"):

@@ -69,9 +69,15 @@ def _via(proxy: WireProxy, name: ModelName) -> ModelName:
     return ModelName.parse(f"{proxy.host}/{name.repository}:{name.tag}")
 
 
+# Both data paths (see ``server.registry.ranged``): the kernel splicing the body into the file, and Python's
+# buffers (what TLS takes).
+PATHS = pytest.mark.parametrize("zero_copy", [True, False], ids=["spliced", "buffered"])
+
+
 @pytest.mark.slow
+@PATHS
 def test_registry_killed_mid_pull_resumes_from_the_partial_file(
-    fresh_registry: LocalRegistry, seeded, proxy_to, repo_name: str, tmp_path: Path
+    fresh_registry: LocalRegistry, seeded, proxy_to, repo_name: str, tmp_path: Path, zero_copy: bool
 ) -> None:
     name, source = _pushed(fresh_registry, seeded, repo_name)
     digest, size = _model_digest(source, name)
@@ -87,7 +93,8 @@ def test_registry_killed_mid_pull_resumes_from_the_partial_file(
             halfway.set()
 
     result: list[object] = []
-    puller = threading.Thread(target=lambda: result.append(_attempt(target, _via(proxy, name), report)), daemon=True)
+    pull = _via(proxy, name)
+    puller = threading.Thread(target=lambda: result.append(_attempt(target, pull, report, zero_copy)), daemon=True)
     puller.start()
     assert halfway.wait(120), "the pull never got to 40%"
     fresh_registry.kill()
@@ -151,8 +158,9 @@ def test_puller_killed_mid_pull_then_a_new_pull_resumes(
 
 
 @pytest.mark.slow
+@PATHS
 def test_a_flipped_byte_fails_the_pull_and_writes_nothing(
-    open_registry: LocalRegistry, seeded, proxy_to, repo_name: str, tmp_path: Path
+    open_registry: LocalRegistry, seeded, proxy_to, repo_name: str, tmp_path: Path, zero_copy: bool
 ) -> None:
     name, source = _pushed(open_registry, seeded, repo_name)
     digest, _ = _model_digest(source, name)
@@ -160,7 +168,7 @@ def test_a_flipped_byte_fails_the_pull_and_writes_nothing(
     proxy.flip = str(digest)
     target = Store(tmp_path / "target")
     with pytest.raises(BlobDigestMismatch) as caught:
-        pull_model(target, _via(proxy, name), options(), lambda _: None)
+        pull_model(target, _via(proxy, name), options(zero_copy=zero_copy), lambda _: None)
     assert str(caught.value).startswith(f"digest mismatch, file must be downloaded again: want {digest}, got sha256:")
     assert store_files(target.root) == {}
     assert not list(target.root.rglob("*partial*"))
@@ -192,9 +200,9 @@ def test_blobs_in_the_store_are_not_fetched_again(
     assert layer_lines and all(e.completed == e.total for e in layer_lines)
 
 
-def _attempt(store: Store, name: ModelName, report: Callable[[Progress], None]) -> object:
+def _attempt(store: Store, name: ModelName, report: Callable[[Progress], None], zero_copy: bool = True) -> object:
     try:
-        return pull_model(store, name, options(), report)
+        return pull_model(store, name, options(zero_copy=zero_copy), report)
     except BaseException as exc:  # handed to the test thread
         return exc
 
