@@ -30,7 +30,7 @@ from .compute import ComputeThread
 from .events import Done, DoneReason, Logprob, Token
 from .params import SamplingParams
 from .sampling import SamplerChain, logprob_of
-from .stream import EventSink
+from .stream import Sink
 from .textstream import TextStream
 from .weights import Weights
 
@@ -47,7 +47,7 @@ class Request:
     tokens: list[int]
     sampling: SamplingParams
     chain: SamplerChain
-    sink: EventSink
+    sink: Sink
     truncated: bool = False
     cancelled: bool = False
 

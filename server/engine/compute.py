@@ -45,16 +45,28 @@ class Worker(Protocol):
         ...
 
 
+class StepListener(Protocol):
+    """Told, on the compute thread, when a step or job begins and ends (``ended`` also after one that raised)."""
+
+    def began(self) -> None: ...
+
+    def ended(self) -> None: ...
+
+
 class ComputeThread:
     """Runs the steps of attached workers and ad-hoc jobs, one at a time. Close it once, after its workers.
 
-    With ``timed`` (the default) every step and job is timed on :attr:`clock` (``server.engine.clock``).
+    With ``timed`` (the default) every step and job is timed on :attr:`clock` (``server.engine.clock``); a
+    ``listener`` hears when each begins and ends (a runner process batches a step's events for sending so).
     """
 
-    def __init__(self, name: str = "corral-compute", *, timed: bool = True) -> None:
+    def __init__(
+        self, name: str = "corral-compute", *, timed: bool = True, listener: StepListener | None = None
+    ) -> None:
         self.lock = threading.Condition()
         self.clock = StepClock()
         self._timed = timed
+        self._listener = listener
         self._workers: list[Worker] = []
         self._jobs: deque[tuple[Callable[[], Any], Future[Any]]] = deque()
         self._stopping = False
@@ -148,16 +160,29 @@ class ComputeThread:
         return ready
 
     def _step(self, worker: Worker) -> None:
-        if self._timed:
-            self.clock.begin()
+        self._begin()
         try:
             worker.step()
         except Exception:  # a bug past the step's own guards: the step's requests fail, the rest go on
             log.exception("decode step crashed")
             self._crashed(worker, detached=False)
         finally:
-            if self._timed:
-                self.clock.end()
+            self._end()
+
+    def _begin(self) -> None:
+        if self._timed:
+            self.clock.begin()
+        if self._listener is not None:
+            self._listener.began()
+
+    def _end(self) -> None:
+        if self._timed:
+            self.clock.end()
+        if self._listener is not None:
+            try:
+                self._listener.ended()
+            except Exception:
+                log.exception("a step listener failed")
 
     @staticmethod
     def _crashed(worker: Worker, *, detached: bool) -> None:
@@ -169,12 +194,10 @@ class ComputeThread:
     def _run_jobs(self, jobs: list[tuple[Callable[[], Any], Future[Any]]]) -> None:
         for job, future in jobs:
             if future.set_running_or_notify_cancel():
-                if self._timed:
-                    self.clock.begin()
+                self._begin()
                 try:
                     future.set_result(job())
                 except BaseException as exc:  # handed to the caller
                     future.set_exception(exc)
                 finally:
-                    if self._timed:
-                        self.clock.end()
+                    self._end()

@@ -26,7 +26,7 @@ from .compute import ComputeThread
 from .embedding import Embedder
 from .params import LoadParams, SamplingParams
 from .sampling import SamplerChain
-from .stream import EventSink, EventStream
+from .stream import EventSink, EventStream, Sink
 from .weights import Weights, default_threads
 
 log = logging.getLogger(__name__)
@@ -207,7 +207,14 @@ class EngineModel:
     # -- work --
 
     def generate(self, prompt: str | list[int], sampling: SamplingParams) -> EventStream:
-        """Start a generation and return its event stream (``async for event in model.generate(...)``).
+        """Start a generation and return its event stream (``async for event in model.generate(...)``); must be
+        called on the consumer's running event loop. Raises as :meth:`start` does."""
+        sink = EventSink(asyncio.get_running_loop())
+        return EventStream(sink, self.start(prompt, sampling, sink))
+
+    def start(self, prompt: str | list[int], sampling: SamplingParams, sink: Sink) -> Callable[[], None]:
+        """Start a generation whose events go to ``sink`` (on the compute thread); returns the function that
+        cancels it (the slot is freed at the next step).
 
         Raises at once, before any event: ServerBusy when the waiting queue is full, InvalidOption for bad
         sampling values or an unusable ``format``, BadRequest for an empty prompt or (with ``truncate`` False) a
@@ -229,13 +236,12 @@ class EngineModel:
         chain = SamplerChain(self._weights, sampling, self.context_length)
         try:
             chain.accept_prompt(tokens)
-            sink = EventSink(asyncio.get_running_loop())
             request = Request(tokens=tokens, sampling=sampling, chain=chain, sink=sink, truncated=truncated)
             loop.submit(request)
         except BaseException:
             chain.free()
             raise
-        return EventStream(sink, lambda: loop.cancel(request))
+        return lambda: loop.cancel(request)
 
     def check_tokens(self, tokens: list[int]) -> None:
         """BadRequest unless every id is in the vocabulary: llama.cpp rejects the whole batch (every request in

@@ -8,10 +8,22 @@ marks its request cancelled; the decode loop frees the slot at its next step.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections import defaultdict
+from collections.abc import Callable, Iterable
 from types import TracebackType
+from typing import Protocol
 
 from .events import Done, Event
+
+
+class Sink(Protocol):
+    """Where the decode loop hands a request's events, on the compute thread. ``put`` must not block."""
+
+    def put(self, item: Event | BaseException) -> bool:
+        """Hand over an event, or the exception that ends the request. False when nobody consumes any more
+        (the decode loop then cancels the request)."""
+        ...
 
 
 class EventSink:
@@ -19,16 +31,31 @@ class EventSink:
     :class:`EventStream`, so a stream nobody holds any more is finalised (and its request cancelled) at once."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+        self.loop = loop
         self.queue: asyncio.Queue[Event | BaseException] = asyncio.Queue()
 
     def put(self, item: Event | BaseException) -> bool:
         """Hand an event (or a terminal exception) to the consumer. False when its loop is gone."""
         try:
-            self._loop.call_soon_threadsafe(self.queue.put_nowait, item)
+            self.loop.call_soon_threadsafe(self.queue.put_nowait, item)
         except RuntimeError:  # the consumer's event loop is closed: nobody will read this
             return False
         return True
+
+
+def deliver(items: Iterable[tuple[EventSink, Event | BaseException]]) -> None:
+    """Hand many items to their sinks with one wake-up per event loop (not one per item), in order."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[EventSink, Event | BaseException]]] = defaultdict(list)
+    for sink, item in items:
+        by_loop[sink.loop].append((sink, item))
+    for loop, batch in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # that loop is closed: nobody will read these
+            loop.call_soon_threadsafe(_put_all, batch)
+
+
+def _put_all(batch: list[tuple[EventSink, Event | BaseException]]) -> None:
+    for sink, item in batch:
+        sink.queue.put_nowait(item)
 
 
 class EventStream:

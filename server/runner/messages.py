@@ -2,7 +2,9 @@
 
 API -> runner: :class:`Load` once, then :class:`Generate`, :class:`Cancel`, :class:`Embed`, :class:`Tokenize`,
 :class:`Probe`, and :class:`Shutdown` last. Runner -> API: :class:`Loaded` (or :class:`Failed` with no request id)
-once, then per request :class:`Emit` events, a :class:`Reply` or a :class:`Failed`. Request ids are the API side's.
+once, then the generations' events in :class:`Events` (everything one decode step produced, for every request on
+the runner, in one message), and per other request a :class:`Reply` or a :class:`Failed`. Request ids are the
+API side's.
 """
 
 from __future__ import annotations
@@ -75,9 +77,11 @@ class Loaded:
 
 
 @dataclass(frozen=True, slots=True)
-class Emit:
-    rid: int
-    event: Event
+class Events:
+    """Generation events in the order they happened: ``(rid, event)``, or ``(rid, error)`` for a generation that
+    failed (its last item)."""
+
+    items: list[tuple[int, Event | BaseException]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,4 +99,4 @@ class Failed:
 
 
 ToRunner = Load | Generate | Cancel | Embed | Tokenize | Probe | Shutdown
-FromRunner = Loaded | Emit | Reply | Failed
+FromRunner = Loaded | Events | Reply | Failed

@@ -1,7 +1,9 @@
 """The runner process: load one model, then serve the API process's requests until told to stop or orphaned.
 
-One asyncio loop runs the requests (each generation is a task that forwards the engine's events); a reader
-thread turns incoming messages into calls on that loop. Tokenizing runs in worker threads, off the loop.
+One asyncio loop runs the requests; a reader thread turns incoming messages into calls on that loop. A
+generation's events do not pass through the loop: the compute thread hands them to the :class:`Outbox`, which
+sends each decode step's events in one message (:mod:`server.runner.outbox`). Tokenizing runs in worker
+threads, off the loop.
 The process ends when the API process says :class:`Shutdown` or its end of the socket closes (the API process
 died): a runner never outlives its server.
 """
@@ -18,13 +20,13 @@ from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from typing import Any
 
-from server.engine import EngineModel, EventStream
+from server.engine import EngineModel
+from server.engine.compute import ComputeThread
 from server.errors import ApiError, InternalError
 
 from .messages import (
     Cancel,
     Embed,
-    Emit,
     Facts,
     Failed,
     FromRunner,
@@ -37,6 +39,7 @@ from .messages import (
     Tokenize,
     ToRunner,
 )
+from .outbox import Outbox, RequestSink
 
 log = logging.getLogger("server.runner")
 
@@ -52,9 +55,12 @@ def main(argv: Sequence[str]) -> int:
         os.nice(RUNNER_NICENESS)
     message = conn.recv()
     assert isinstance(message, Load)
+    server = _Server(conn)
+    compute = ComputeThread(listener=server.outbox)
     try:
-        model = EngineModel.load(message.params)
+        model = EngineModel.load(message.params, compute)
     except Exception as exc:
+        compute.close()
         conn.send(Failed(None, portable(exc)))
         return 1
     try:
@@ -66,9 +72,10 @@ def main(argv: Sequence[str]) -> int:
             embedding_length=model.embedding_length,
         )
         conn.send(Loaded(facts, os.getpid()))
-        asyncio.run(_Server(model, conn).serve())
+        asyncio.run(server.serve(model))
     finally:
         model.close()
+        compute.close()
     return 0
 
 
@@ -84,19 +91,30 @@ def portable(error: BaseException) -> BaseException:
 
 
 class _Server:
-    def __init__(self, model: EngineModel, conn: Connection) -> None:
-        self.model = model
+    def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.send_lock = threading.Lock()
+        self.outbox = Outbox(self.send, portable)
         self.tasks: dict[int, asyncio.Task[None]] = {}
+        self.generations: dict[int, Callable[[], None]] = {}  # rid -> cancel; dropped after the last event
         self.stopped: asyncio.Event | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._model: EngineModel | None = None
 
-    async def serve(self) -> None:
-        loop = asyncio.get_running_loop()
+    @property
+    def model(self) -> EngineModel:
+        assert self._model is not None
+        return self._model
+
+    async def serve(self, model: EngineModel) -> None:
+        self._model = model
+        self.loop = loop = asyncio.get_running_loop()
         self.stopped = asyncio.Event()
         reader = threading.Thread(target=self._read, args=(loop,), name="runner-reader", daemon=True)
         reader.start()
         await self.stopped.wait()
+        for cancel in list(self.generations.values()):
+            cancel()
         for task in list(self.tasks.values()):
             task.cancel()
         await asyncio.gather(*self.tasks.values(), return_exceptions=True)
@@ -118,11 +136,11 @@ class _Server:
 
     def _dispatch(self, message: ToRunner) -> None:
         if isinstance(message, Generate):
-            self._start(message.rid, lambda: self._generate(message))
+            self._generate(message)
         elif isinstance(message, Cancel):
-            task = self.tasks.get(message.rid)
-            if task is not None:
-                task.cancel()
+            cancel = self.generations.pop(message.rid, None)
+            if cancel is not None:
+                cancel()
         elif isinstance(message, Embed):
             self._start(message.rid, lambda: self._embed(message))
         elif isinstance(message, Tokenize):
@@ -148,11 +166,23 @@ class _Server:
 
         self.tasks[rid] = asyncio.get_running_loop().create_task(run())
 
-    async def _generate(self, message: Generate) -> None:
-        stream: EventStream = self.model.generate(message.tokens, message.sampling)
-        async with stream:
-            async for event in stream:
-                self.send(Emit(message.rid, event))
+    def _generate(self, message: Generate) -> None:
+        """Start a generation; its events go out through the outbox. A refusal (a full queue, a bad option) is
+        its one and only answer."""
+        rid = message.rid
+        sink = RequestSink(rid, self.outbox, self._finished)
+        try:
+            self.generations[rid] = self.model.start(message.tokens, message.sampling, sink)
+        except Exception as exc:
+            if not isinstance(exc, ApiError):
+                log.exception("request %d failed", rid)
+            self.send(Failed(rid, portable(exc)))
+
+    def _finished(self, rid: int) -> None:
+        # On the compute thread, maybe before ``_generate`` (on the loop) registered the cancel: drop it there.
+        assert self.loop is not None
+        with contextlib.suppress(RuntimeError):  # the loop is closed: the process is ending
+            self.loop.call_soon_threadsafe(self.generations.pop, rid, None)
 
     async def _embed(self, message: Embed) -> None:
         value = await self.model.embed(message.texts, message.truncate)

@@ -3,7 +3,8 @@
 It offers what the inference service and the scheduler use of an :class:`~server.engine.EngineModel`
 (``tokenize``, ``generate``, ``embed``, ``close`` and the facts ``/api/ps`` shows), so the service does not know
 whether a model runs here or in a child. A reader thread hands each message to the request it belongs to:
-generation events into an :class:`~server.engine.EventSink` on the caller's event loop, replies into futures.
+generation events (a decode step's worth per message) into :class:`~server.engine.EventSink`s on their callers'
+event loops, replies into futures.
 When the runner dies, every request on it fails with an InternalError saying so, and ``alive`` turns False so
 the scheduler replaces the runner on the next request.
 """
@@ -24,13 +25,13 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from server.engine import Done, EventStream, LoadParams, SamplingParams, StepStats
-from server.engine.stream import EventSink
+from server.engine.stream import EventSink, deliver
 from server.errors import InternalError, ModelLoadFailed
 
 from .messages import (
     Cancel,
     Embed,
-    Emit,
+    Events,
     Facts,
     Failed,
     FromRunner,
@@ -218,21 +219,27 @@ class RemoteModel:
                 message: FromRunner = self._conn.recv()
             except (EOFError, OSError):
                 break
-            if isinstance(message, Emit):
-                self._emit(message)
+            if isinstance(message, Events):
+                self._deliver(message)
             elif isinstance(message, Reply):
                 self._resolve(message.rid, value=message.value)
             elif isinstance(message, Failed) and message.rid is not None:
                 self._fail(message.rid, message.error)
         self._died()
 
-    def _emit(self, message: Emit) -> None:
+    def _deliver(self, message: Events) -> None:
+        """A decode step's events, handed to their streams with one wake-up per event loop; a stream is
+        forgotten after its last event (Done or an error)."""
+        batch = []
         with self._lock:
-            sink = self._streams.get(message.rid)
-            if sink is not None and isinstance(message.event, Done):
-                del self._streams[message.rid]
-        if sink is not None:
-            sink.put(message.event)
+            for rid, item in message.items:
+                sink = self._streams.get(rid)
+                if sink is None:  # cancelled: the consumer is gone
+                    continue
+                if isinstance(item, Done | BaseException):
+                    del self._streams[rid]
+                batch.append((sink, item))
+        deliver(batch)
 
     def _resolve(self, rid: int, *, value: Any) -> None:
         with self._lock:

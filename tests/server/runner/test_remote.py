@@ -140,3 +140,18 @@ def test_close_stops_the_process_and_an_orphaned_runner_exits(smollm2_path: Path
     peer.close()
     wait_for(lambda: orphan._process.poll() is not None)
     assert not pid_alive(orphan.pid)
+
+
+def test_concurrent_generations_each_get_their_alone_output(remote: RemoteModel) -> None:
+    """Both slots decode in the same steps, so their events share messages; each stream still gets exactly its
+    own tokens, in order."""
+    prompts = [PROMPT, PROMPT.replace("three birds", "two rivers")]
+    tokens = [remote.tokenize(p) for p in prompts]
+    alone = [asyncio.run(drain(remote, t, **GREEDY))[0] for t in tokens]
+
+    async def together() -> list[tuple[str, Done]]:
+        return list(await asyncio.gather(*(drain(remote, t, **GREEDY) for t in tokens)))
+
+    results = asyncio.run(asyncio.wait_for(together(), 120))
+    assert [text for text, _ in results] == alone and alone[0] != alone[1]
+    assert all(done.eval_count == 32 for _, done in results)
