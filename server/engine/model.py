@@ -13,7 +13,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import llama_cpp
 
@@ -30,6 +30,8 @@ from .stream import EventSink, EventStream, Sink
 from .weights import Weights, default_threads
 
 log = logging.getLogger(__name__)
+
+S = TypeVar("S", bound=Sink)
 
 _KV_TYPES = {"f16": llama_cpp.GGML_TYPE_F16, "q8_0": llama_cpp.GGML_TYPE_Q8_0, "q4_0": llama_cpp.GGML_TYPE_Q4_0}
 _INPUT_TOO_LONG = "the input length exceeds the context length"
@@ -209,8 +211,8 @@ class EngineModel:
     def generate(self, prompt: str | list[int], sampling: SamplingParams) -> EventStream:
         """Start a generation and return its event stream (``async for event in model.generate(...)``); must be
         called on the consumer's running event loop. Raises as :meth:`start` does."""
-        sink = EventSink(asyncio.get_running_loop())
-        return EventStream(sink, self.start(prompt, sampling, sink))
+        sink, cancel = self._submit(prompt, sampling, lambda: EventSink(asyncio.get_running_loop()))
+        return EventStream(sink, cancel)
 
     def start(self, prompt: str | list[int], sampling: SamplingParams, sink: Sink) -> Callable[[], None]:
         """Start a generation whose events go to ``sink`` (on the compute thread); returns the function that
@@ -222,6 +224,12 @@ class EngineModel:
         not fit and may be truncated keeps its first ``num_keep`` tokens and its tail, leaving one cell free;
         ``Done.truncated`` says so.
         """
+        return self._submit(prompt, sampling, lambda: sink)[1]
+
+    def _submit(
+        self, prompt: str | list[int], sampling: SamplingParams, make_sink: Callable[[], S]
+    ) -> tuple[S, Callable[[], None]]:
+        """Check, then queue the request with the sink ``make_sink`` gives once every check passed."""
         loop = self._loop  # read once: close() may clear it from another thread
         if loop is None:
             if self._closed:
@@ -236,12 +244,13 @@ class EngineModel:
         chain = SamplerChain(self._weights, sampling, self.context_length)
         try:
             chain.accept_prompt(tokens)
+            sink = make_sink()
             request = Request(tokens=tokens, sampling=sampling, chain=chain, sink=sink, truncated=truncated)
             loop.submit(request)
         except BaseException:
             chain.free()
             raise
-        return lambda: loop.cancel(request)
+        return sink, lambda: loop.cancel(request)
 
     def check_tokens(self, tokens: list[int]) -> None:
         """BadRequest unless every id is in the vocabulary: llama.cpp rejects the whole batch (every request in
