@@ -16,7 +16,7 @@ from server.gocompat.timefmt import now_iso
 from server.prompt import ChatToolCall
 from server.protocol import ollama as api
 from server.protocol.base import WireModel
-from server.service.events import Event, Finished, Metrics, Output, Rendered, Reply
+from server.service.events import End, Event, Finished, Metrics, Output, Rendered, Reply
 from server.service.prompting import wire_tool_call
 
 
@@ -48,7 +48,7 @@ class GenerateRenderer:
             thinking=reply.thinking,
             logprobs=reply.logprobs,
             context=list(end.context) if isinstance(end, Finished) and end.context is not None else None,
-            debug_info=debug_info(end) if isinstance(end, Rendered) else None,
+            debug_info=debug_info(end),
             **metric_fields(reply.metrics),
         )
 
@@ -81,7 +81,7 @@ class ChatRenderer:
             done=not isinstance(end, Rendered),
             done_reason=reply.done_reason,
             logprobs=reply.logprobs,
-            debug_info=debug_info(end) if isinstance(end, Rendered) else None,
+            debug_info=debug_info(end),
             **metric_fields(reply.metrics),
         )
 
@@ -121,9 +121,11 @@ def metric_fields(metrics: Metrics | None) -> dict[str, int]:
     }
 
 
-def debug_info(rendered: Rendered) -> dict[str, Any]:
-    """``_debug_info`` of a debug render, in both dialects."""
-    return {"rendered_template": rendered.prompt, "image_count": rendered.image_count}
+def debug_info(end: End | Rendered | None) -> dict[str, Any] | None:
+    """``_debug_info`` (in both dialects): set for a debug render only."""
+    if not isinstance(end, Rendered):
+        return None
+    return {"rendered_template": end.prompt, "image_count": end.image_count}
 
 
 def wire_logprobs(logprobs: tuple[Logprob, ...]) -> list[api.Logprob]:

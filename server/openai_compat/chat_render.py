@@ -34,7 +34,7 @@ def to_chat_completion(reply: Reply, *, model: str, id: str, created: int) -> oa
             )
         ],
         usage=to_usage(reply.metrics),
-        debug_info=debug_info(reply.end) if isinstance(reply.end, Rendered) else None,
+        debug_info=debug_info(reply.end),
     )
 
 

@@ -89,7 +89,7 @@ def to_completion(reply: Reply, *, model: str, id: str, created: int, echo: str 
         model=model,
         choices=[choice],
         usage=to_usage(reply.metrics),
-        debug_info=debug_info(reply.end) if isinstance(reply.end, Rendered) else None,
+        debug_info=debug_info(reply.end),
     )
 
 
