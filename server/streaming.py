@@ -17,8 +17,9 @@ from starlette.responses import Response, StreamingResponse
 
 from server.disconnect import while_connected
 from server.errors import ApiError
-from server.protocol import ollama as api
+from server.native_render import NativeRenderer
 from server.protocol.base import GoJSONResponse, WireModel, ndjson_line
+from server.service.events import Answer, Event, Reply, fold
 
 log = logging.getLogger(__name__)
 
@@ -89,22 +90,30 @@ def ndjson_response(first: WireModel, rest: AsyncIterator[WireModel]) -> Streami
     return StreamingResponse(body(), media_type=NDJSON)
 
 
-Inference = TypeVar("Inference", api.GenerateResponse, api.ChatResponse)
-
-
-async def inference_response(request: Request, items: AsyncIterator[Inference], *, stream: bool) -> Response:
-    """Respond to generate/chat: NDJSON chunks, or (``stream=False``) one object with the text joined.
+async def inference_response(
+    request: Request, events: AsyncIterator[Event], render: NativeRenderer, *, stream: bool
+) -> Response:
+    """Respond to generate/chat: ``render``ed NDJSON chunks, or (``stream=False``) one object with the output
+    joined (:func:`server.service.events.fold`).
 
     Load, unload and debug-render answers are a single JSON object even when streaming, as Ollama sends them.
     Until the response starts, a client that disconnects cancels the request (see ``server.disconnect``).
     """
-    first = await first_item(request, items)
-    if first.done_reason in ("load", "unload") or first.debug_info is not None:
-        await _aclose(items)
-        return GoJSONResponse(first)
+    first = await first_item(request, events)
+    if isinstance(first, Answer):
+        await _aclose(events)
+        return GoJSONResponse(render.whole(Reply(end=first)))
     if not stream:
-        return GoJSONResponse(await while_connected(request, collect(first, items)))
-    return ndjson_response(first, items)
+        return GoJSONResponse(render.whole(await while_connected(request, fold(first, events))))
+
+    async def chunks() -> AsyncIterator[WireModel]:
+        try:
+            async for event in events:
+                yield render.chunk(event)
+        finally:
+            await _aclose(events)
+
+    return ndjson_response(render.chunk(first), chunks())
 
 
 async def first_item(request: Request, items: AsyncIterator[T]) -> T:
@@ -121,27 +130,6 @@ async def _aclose(items: AsyncIterator[T]) -> None:
     close = getattr(items, "aclose", None)
     if close is not None:
         await close()
-
-
-async def collect(first: Inference, rest: AsyncIterator[Inference]) -> Inference:
-    """Fold a stream into the single object ``stream: false`` returns: text and thinking concatenated, tool
-    calls and logprobs gathered, metrics and done_reason from the final chunk."""
-    chunks = [first]
-    chunks += [item async for item in rest]
-    final = chunks[-1]
-    logprobs = [lp for chunk in chunks for lp in chunk.logprobs or []] or None
-    if isinstance(final, api.GenerateResponse):
-        text = "".join(c.response for c in chunks if isinstance(c, api.GenerateResponse))
-        thinking = "".join(c.thinking or "" for c in chunks if isinstance(c, api.GenerateResponse)) or None
-        return final.model_copy(update={"response": text, "thinking": thinking, "logprobs": logprobs})
-    messages = [c.message for c in chunks if isinstance(c, api.ChatResponse)]
-    message = api.Message(
-        role="assistant",
-        content="".join(m.content for m in messages),
-        thinking="".join(m.thinking or "" for m in messages) or None,
-        tool_calls=[call for m in messages for call in m.tool_calls or []] or None,
-    )
-    return final.model_copy(update={"message": message, "logprobs": logprobs})
 
 
 def sse_event(item: WireModel | dict[str, object]) -> bytes:

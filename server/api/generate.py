@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from server.native_render import GenerateRenderer
 from server.protocol import ollama as api
 from server.protocol.base import parse_body
 from server.streaming import inference_response
@@ -17,5 +18,5 @@ router = APIRouter()
 @router.post("/api/generate")
 async def generate(request: Request) -> Response:
     body = parse_body(api.GenerateRequest, await request.body())
-    items = inference(request).generate(body, record(request))
-    return await inference_response(request, items, stream=body.stream is not False)
+    events = inference(request).generate(body, record(request))
+    return await inference_response(request, events, GenerateRenderer(body.model), stream=body.stream is not False)

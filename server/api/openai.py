@@ -1,6 +1,6 @@
 """The OpenAI-compatible API (``/v1/*``): parse, convert (``server.openai_compat``), call the same inference
-service as ``/api/*``, convert back. Streams are server-sent events ending in ``data: [DONE]``; an error
-after the stream began is one last ``data: {"error": {...}}`` event.
+service as ``/api/*``, render its events in OpenAI's shapes. Streams are server-sent events ending in
+``data: [DONE]``; an error after the stream began is one last ``data: {"error": {...}}`` event.
 
 Errors before a response are rendered by ``error_response`` (wired in ``create_app`` for paths under
 ``/v1/``): ``{"error": {"message", "type", "param", "code"}}`` with the native status.
@@ -9,6 +9,7 @@ Errors before a response are rendered by ``error_response`` (wired in ``create_a
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import TypeVar
 
@@ -23,7 +24,8 @@ from server.protocol import ollama as api
 from server.protocol import openai as oai
 from server.protocol.base import GoJSONResponse, WireModel, parse_body
 from server.service import management
-from server.streaming import collect, first_item, sse_done, sse_event
+from server.service.events import Event, fold
+from server.streaming import first_item, sse_done, sse_event
 
 from .deps import inference, record, store
 
@@ -31,7 +33,6 @@ log = logging.getLogger(__name__)
 router = APIRouter()
 
 M = TypeVar("M", bound=WireModel)
-Native = TypeVar("Native", api.ChatResponse, api.GenerateResponse)
 
 
 class OpenAIJSONResponse(GoJSONResponse):
@@ -54,14 +55,19 @@ async def _parse(model: type[M], request: Request) -> M:
 @router.post("/v1/chat/completions")
 async def chat_completions(request: Request) -> Response:
     body = await _parse(oai.ChatCompletionRequest, request)
-    items = inference(request).chat(compat.from_chat_completion_request(body), record(request))
-    first = await first_item(request, items)
+    events = inference(request).chat(compat.from_chat_completion_request(body), record(request))
+    first = await first_item(request, events)
     if not body.stream:
-        reply = await while_connected(request, collect(first, items))
-        return OpenAIJSONResponse(compat.to_chat_completion(reply, id=compat.chat_completion_id()))
+        reply = await while_connected(request, fold(first, events))
+        completion = compat.to_chat_completion(
+            reply, model=body.model, id=compat.chat_completion_id(), created=int(time.time())
+        )
+        return OpenAIJSONResponse(completion)
     include_usage = body.stream_options is not None and body.stream_options.include_usage
-    stream = compat.ChatCompletionStream(id=compat.chat_completion_id(), include_usage=include_usage)
-    return sse_response(first, items, stream.feed)
+    stream = compat.ChatCompletionStream(
+        model=body.model, id=compat.chat_completion_id(), created=int(time.time()), include_usage=include_usage
+    )
+    return sse_response(first, events, stream.feed)
 
 
 @router.post("/v1/completions")
@@ -69,14 +75,19 @@ async def completions(request: Request) -> Response:
     body = await _parse(oai.CompletionRequest, request)
     native = compat.from_completion_request(body)
     echo = native.prompt if body.echo else ""
-    items = inference(request).generate(native, record(request))
-    first = await first_item(request, items)
+    events = inference(request).generate(native, record(request))
+    first = await first_item(request, events)
     if not body.stream:
-        reply = await while_connected(request, collect(first, items))
-        return OpenAIJSONResponse(compat.to_completion(reply, id=compat.completion_id(), echo=echo))
+        reply = await while_connected(request, fold(first, events))
+        completion = compat.to_completion(
+            reply, model=body.model, id=compat.completion_id(), created=int(time.time()), echo=echo
+        )
+        return OpenAIJSONResponse(completion)
     include_usage = body.stream_options is not None and body.stream_options.include_usage
-    stream = compat.CompletionStream(id=compat.completion_id(), include_usage=include_usage, echo=echo)
-    return sse_response(first, items, stream.feed)
+    stream = compat.CompletionStream(
+        model=body.model, id=compat.completion_id(), created=int(time.time()), include_usage=include_usage, echo=echo
+    )
+    return sse_response(first, events, stream.feed)
 
 
 @router.post("/v1/embeddings")
@@ -98,17 +109,17 @@ async def retrieve_model(request: Request, model: str) -> Response:
 
 
 def sse_response(
-    first: Native, rest: AsyncIterator[Native], convert: Callable[[Native], Sequence[oai.OpenAIModel]]
+    first: Event, rest: AsyncIterator[Event], render: Callable[[Event], Sequence[oai.OpenAIModel]]
 ) -> Response:
-    """Stream ``convert``ed native chunks as server-sent events. ``first`` was taken before answering, so
-    an error up to there got a real status; a later one becomes the final event."""
+    """Stream ``render``ed events as server-sent events. ``first`` was taken before answering, so an error up
+    to there got a real status; a later one becomes the final event (the one place /v1 streams render it)."""
 
     async def body() -> AsyncIterator[bytes]:
         try:
-            for chunk in convert(first):
+            for chunk in render(first):
                 yield sse_event(chunk)
-            async for item in rest:
-                for chunk in convert(item):
+            async for event in rest:
+                for chunk in render(event):
                     yield sse_event(chunk)
         except ApiError as exc:
             yield sse_event(compat.to_error(exc))

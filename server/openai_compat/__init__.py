@@ -1,8 +1,9 @@
-"""Pure conversions between the OpenAI-compatible wire models (``/v1/*``) and the native ones (``/api/*``).
+"""Pure conversions for the OpenAI-compatible API (``/v1/*``): requests to native ones, events to responses.
 
-``/v1`` routes convert a request with a ``from_*`` function, run the same service code as ``/api`` and
-convert what it yields with a ``to_*`` function (or a ``*Stream`` for SSE). Nothing here does I/O; invalid
-requests raise ``BadRequest`` with Ollama's texts (reference §3).
+``/v1`` routes convert a request to the native one with a ``from_*`` function, run the same service code as
+``/api`` and render the dialect-neutral events it yields (:mod:`server.service.events`) with a ``to_*``
+function (a folded ``stream: false`` reply) or a ``*Stream`` (SSE chunks); native response objects are never
+parsed back. Nothing here does I/O; invalid requests raise ``BadRequest`` with Ollama's texts (reference §3).
 
 Where Corral goes beyond Ollama's shim (which ignores them) the choices are:
 
@@ -21,13 +22,8 @@ Where Corral goes beyond Ollama's shim (which ignores them) the choices are:
 
 from __future__ import annotations
 
-from .chat import (
-    ChatCompletionStream,
-    finish_chunk,
-    from_chat_completion_request,
-    to_chat_completion,
-    to_chat_completion_chunks,
-)
+from .chat import from_chat_completion_request
+from .chat_render import ChatCompletionStream, finish_chunk, to_chat_completion, to_chat_completion_chunks
 from .common import chat_completion_id, completion_id, to_error, to_usage, unix_time
 from .completions import CompletionStream, completion_prompt, from_completion_request, to_completion
 from .embeddings import embedding_base64, from_embedding_request, to_embedding_list

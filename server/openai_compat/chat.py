@@ -1,4 +1,4 @@
-"""``/v1/chat/completions`` <-> ``/api/chat``."""
+"""``/v1/chat/completions`` requests as ``/api/chat`` requests (responses: :mod:`.chat_render`)."""
 
 from __future__ import annotations
 
@@ -12,13 +12,7 @@ from server.gocompat import jsonenc as gojson
 from server.protocol import ollama as api
 from server.protocol import openai as oai
 
-from .common import (
-    check_n,
-    go_type,
-    stop_sequences,
-    to_usage,
-    unix_time,
-)
+from .common import check_n, go_type, stop_sequences
 
 _IMAGE_PREFIXES = (*(f"data:image/{kind};base64," for kind in ("jpeg", "jpg", "png", "webp")), "data:;base64,")
 
@@ -226,121 +220,3 @@ def _think(req: oai.ChatCompletionRequest) -> Any:
             '(must be "minimal", "low", "medium", "high", "xhigh", "ultra", "max", or "none")'
         )
     return _REASONING_EFFORTS[effort]
-
-
-def _response_tool_calls(calls: list[api.ToolCall] | None) -> list[oai.ResponseToolCall] | None:
-    if not calls:
-        return None
-    return [
-        oai.ResponseToolCall(
-            id=call.id or "",
-            index=call.function.index or 0,
-            function=oai.ResponseFunction(name=call.function.name, arguments=gojson.dumps(call.function.arguments)),
-        )
-        for call in calls
-    ]
-
-
-def _logprobs(logprobs: list[api.Logprob] | None) -> oai.ChoiceLogprobs | None:
-    return oai.ChoiceLogprobs(content=logprobs) if logprobs else None
-
-
-def to_chat_completion(native: api.ChatResponse, *, id: str) -> oai.ChatCompletion:
-    """A whole (collected) native chat response as a ``chat.completion``."""
-    tool_calls = _response_tool_calls(native.message.tool_calls)
-    reason = native.done_reason or None
-    if reason == "stop" and tool_calls:
-        reason = "tool_calls"
-    return oai.ChatCompletion(
-        id=id,
-        created=unix_time(native.created_at),
-        model=native.model,
-        choices=[
-            oai.Choice(
-                message=oai.ResponseMessage(
-                    role=native.message.role,
-                    content=native.message.content,
-                    reasoning=native.message.thinking or None,
-                    tool_calls=tool_calls,
-                ),
-                finish_reason=reason,
-                logprobs=_logprobs(native.logprobs),
-            )
-        ],
-        usage=to_usage(native),
-        debug_info=native.debug_info,
-    )
-
-
-def to_chat_completion_chunks(
-    native: api.ChatResponse, *, id: str, created: int, include_role: bool
-) -> list[oai.ChatCompletionChunk]:
-    """The content chunks for one native chunk: one, or two when it carries both thinking and content/tool
-    calls (a reasoning chunk, then a content chunk). ``finish_reason`` is left to ``finish_chunk``."""
-
-    def chunk(delta: oai.Delta, logprobs: oai.ChoiceLogprobs | None) -> oai.ChatCompletionChunk:
-        choice = oai.ChunkChoice(delta=delta, logprobs=logprobs)
-        return oai.ChatCompletionChunk(id=id, created=created, model=native.model, choices=[choice])
-
-    message = native.message
-    role = "assistant" if include_role else None
-    tool_calls = _response_tool_calls(message.tool_calls)
-    logprobs = _logprobs(native.logprobs)
-    if not (message.thinking and (message.content or tool_calls)):
-        delta = oai.Delta(role=role, content=message.content, reasoning=message.thinking or None, tool_calls=tool_calls)
-        return [chunk(delta, logprobs)]
-    return [
-        chunk(oai.Delta(role=role, reasoning=message.thinking), logprobs),
-        chunk(oai.Delta(content=message.content, tool_calls=tool_calls), None),
-    ]
-
-
-def finish_chunk(native: api.ChatResponse, *, id: str, created: int, tool_call_sent: bool) -> oai.ChatCompletionChunk:
-    """The chunk with an empty delta that carries ``finish_reason`` (``tool_calls`` once a call was sent)."""
-    reason = native.done_reason or "stop"
-    if reason == "stop" and tool_call_sent:
-        reason = "tool_calls"
-    choice = oai.ChunkChoice(delta=oai.Delta(), finish_reason=reason)
-    return oai.ChatCompletionChunk(id=id, created=created, model=native.model, choices=[choice])
-
-
-class ChatCompletionStream:
-    """Turns the native chat stream into ``chat.completion.chunk`` objects, one native chunk at a time.
-
-    The role appears in the first delta only; the final metrics-only native chunk gives no content chunk;
-    when the native stream is done a finish chunk with an empty delta follows, then (``include_usage``) a
-    usage chunk with ``choices: []``. Every chunk carries the same ``created``, taken from the first one.
-    The caller writes ``data: [DONE]`` after the last.
-    """
-
-    def __init__(self, *, id: str, include_usage: bool) -> None:
-        self.id = id
-        self.include_usage = include_usage
-        self.created: int | None = None
-        self.first_sent = False
-        self.tool_call_sent = False
-
-    def feed(self, native: api.ChatResponse) -> list[oai.ChatCompletionChunk]:
-        if self.created is None:
-            self.created = unix_time(native.created_at)
-        created = self.created
-        message = native.message
-        empty_trailer = (
-            native.done
-            and self.first_sent
-            and not message.content
-            and not message.thinking
-            and not message.tool_calls
-            and not native.logprobs
-        )
-        chunks = []
-        if not empty_trailer:
-            chunks = to_chat_completion_chunks(native, id=self.id, created=created, include_role=not self.first_sent)
-            self.first_sent = True
-            self.tool_call_sent |= any(c.choices[0].delta.tool_calls for c in chunks)
-        if native.done:
-            finish = finish_chunk(native, id=self.id, created=created, tool_call_sent=self.tool_call_sent)
-            chunks.append(finish)
-            if self.include_usage:
-                chunks.append(finish.model_copy(update={"choices": [], "usage": to_usage(native)}))
-        return chunks

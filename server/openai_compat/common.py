@@ -7,8 +7,8 @@ from datetime import datetime
 from typing import Any
 
 from server.errors import ApiError, BadRequest
-from server.protocol import ollama as api
 from server.protocol import openai as oai
+from server.service.events import Metrics
 
 
 def chat_completion_id() -> str:
@@ -50,9 +50,10 @@ def stop_sequences(value: Any, *, strict: bool) -> list[str] | None:
     return stops
 
 
-def to_usage(native: api.ChatResponse | api.GenerateResponse) -> oai.Usage:
-    prompt = native.prompt_eval_count or 0
-    completion = native.eval_count or 0
+def to_usage(metrics: Metrics | None) -> oai.Usage:
+    """Token counts of a generation; zeros for answers that generated nothing."""
+    prompt = metrics.prompt_eval_count if metrics else 0
+    completion = metrics.eval_count if metrics else 0
     return oai.Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
 
 

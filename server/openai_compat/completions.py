@@ -1,20 +1,18 @@
-"""``/v1/completions`` <-> ``/api/generate``."""
+"""``/v1/completions`` <-> ``/api/generate``: the request as a native one, the events as completions."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from server.engine import Logprob
 from server.errors import BadRequest
 from server.gocompat.jsonenc import json_type
+from server.native_render import debug_info
 from server.protocol import ollama as api
 from server.protocol import openai as oai
+from server.service.events import Event, Finished, Output, Rendered, Reply
 
-from .common import (
-    check_n,
-    stop_sequences,
-    to_usage,
-    unix_time,
-)
+from .common import check_n, stop_sequences, to_usage
 
 
 def completion_prompt(req: oai.CompletionRequest) -> str:
@@ -62,7 +60,8 @@ def from_completion_request(req: oai.CompletionRequest) -> api.GenerateRequest:
     )
 
 
-def _completion_logprobs(logprobs: list[api.Logprob] | None, *, offset: int) -> oai.CompletionLogprobs | None:
+def _completion_logprobs(logprobs: tuple[Logprob, ...], *, offset: int) -> oai.CompletionLogprobs | None:
+    """OpenAI's legacy logprobs; ``offset`` is where the first token's text starts in the choice's text so far."""
     if not logprobs:
         return None
     offsets = []
@@ -72,59 +71,59 @@ def _completion_logprobs(logprobs: list[api.Logprob] | None, *, offset: int) -> 
     return oai.CompletionLogprobs(
         tokens=[lp.token for lp in logprobs],
         token_logprobs=[lp.logprob for lp in logprobs],
-        top_logprobs=[{t.token: t.logprob for t in lp.top_logprobs or []} for lp in logprobs],
+        top_logprobs=[{t.token: t.logprob for t in lp.top_logprobs} for lp in logprobs],
         text_offset=offsets,
     )
 
 
-def to_completion(native: api.GenerateResponse, *, id: str, echo: str = "") -> oai.Completion:
-    """A whole (collected) native generate response as a ``text_completion``; ``echo`` is prepended."""
+def to_completion(reply: Reply, *, model: str, id: str, created: int, echo: str = "") -> oai.Completion:
+    """A whole (folded) reply as a ``text_completion``; ``echo`` is prepended. Thinking is not shown."""
     choice = oai.CompletionChoice(
-        text=echo + native.response,
-        finish_reason=native.done_reason or None,
-        logprobs=_completion_logprobs(native.logprobs, offset=len(echo)),
+        text=echo + reply.content,
+        finish_reason=reply.done_reason,
+        logprobs=_completion_logprobs(reply.logprobs, offset=len(echo)),
     )
     return oai.Completion(
         id=id,
-        created=unix_time(native.created_at),
-        model=native.model,
+        created=created,
+        model=model,
         choices=[choice],
-        usage=to_usage(native),
-        debug_info=native.debug_info,
+        usage=to_usage(reply.metrics),
+        debug_info=debug_info(reply.end),
     )
 
 
 class CompletionStream:
-    """Turns the native generate stream into ``text_completion`` chunks: one per native chunk (the last
+    """Turns the event stream into ``text_completion`` chunks: one per event (the one that ends the stream
     carries ``finish_reason``), with ``include_usage`` a zero ``usage`` on each and a final chunk with
     ``choices: []`` and the real usage. ``echo`` text leads the first chunk. The caller writes ``[DONE]``."""
 
-    def __init__(self, *, id: str, include_usage: bool, echo: str = "") -> None:
+    def __init__(self, *, model: str, id: str, created: int, include_usage: bool, echo: str = "") -> None:
+        self.model = model
         self.id = id
+        self.created = created
         self.include_usage = include_usage
         self.pending_echo = echo
         self.offset = 0
-        self.created: int | None = None
 
-    def feed(self, native: api.GenerateResponse) -> list[oai.CompletionChunk]:
-        if self.created is None:
-            self.created = unix_time(native.created_at)
-        text = self.pending_echo + native.response
-        self.pending_echo = ""
+    def feed(self, event: Event) -> list[oai.CompletionChunk]:
+        output = event if isinstance(event, Output) else Output()
+        echo, self.pending_echo = self.pending_echo, ""
+        text = echo + output.content
         choice = oai.CompletionChoice(
             text=text,
-            finish_reason=native.done_reason or None,
-            logprobs=_completion_logprobs(native.logprobs, offset=self.offset + len(text) - len(native.response)),
+            finish_reason=None if isinstance(event, Output | Rendered) else event.reason,
+            logprobs=_completion_logprobs(output.logprobs, offset=self.offset + len(echo)),
         )
         self.offset += len(text)
         chunk = oai.CompletionChunk(
             id=self.id,
             created=self.created,
-            model=native.model,
+            model=self.model,
             choices=[choice],
             usage=oai.Usage() if self.include_usage else None,
         )
-        chunks = [chunk]
-        if native.done and self.include_usage:
-            chunks.append(chunk.model_copy(update={"choices": [], "usage": to_usage(native)}))
-        return chunks
+        if isinstance(event, Output | Rendered) or not self.include_usage:
+            return [chunk]
+        usage = to_usage(event.metrics if isinstance(event, Finished) else None)
+        return [chunk, chunk.model_copy(update={"choices": [], "usage": usage})]

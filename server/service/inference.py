@@ -3,9 +3,10 @@
 Both ``/api/*`` and ``/v1/*`` call these functions. Each request is first checked and planned completely
 (:mod:`server.service.plan`): nothing is loaded or queued for a request that would fail its checks. Then it
 takes a lease from the scheduler and drives the model's runner; :mod:`server.service.replies` turns the
-runner's events into Ollama's response objects. Errors are typed ``ApiError``s with Ollama's texts; one raised
-before the first response object gets a real status. The lease is released in a ``finally`` block, so a
-request cancelled anywhere (its client gone) gives its model back at once.
+runner's events into dialect-neutral ones (:mod:`server.service.events`), which each dialect renders.
+Errors are typed ``ApiError``s with Ollama's texts; one raised before the first event gets a real status.
+The lease is released in a ``finally`` block, so a request cancelled anywhere (its client gone) gives its
+model back at once.
 """
 
 from __future__ import annotations
@@ -16,17 +17,18 @@ from collections.abc import AsyncIterator
 
 from server.engine import LoadParams
 from server.errors import BadRequest, InternalError, ModelNotFound
-from server.gocompat.timefmt import now_iso, rfc3339
+from server.gocompat.timefmt import rfc3339
 from server.lifecycle import Lifecycle
 from server.protocol import ollama as api
 from server.runner import ModelRunner
 from server.scheduler import Lease, Scheduler
 from server.service import params as values
+from server.service.events import Event, ModelLoaded, ModelUnloaded, Rendered
 from server.service.management import details
 from server.service.models import ModelResolver, ResolvedModel
 from server.service.plan import Plan, Planner, check_context, check_top_logprobs, decode_images, embed_inputs
 from server.service.prompting import PromptRequest, render_chat, render_generate
-from server.service.replies import ChatOutput, Timer, assistant, chat_chunks, chat_response, generate_chunks
+from server.service.replies import ChatOutput, Timer, chat_events, generate_events
 from server.settings import Settings
 from server.store.store import Store
 from server.telemetry.record import RequestRecord
@@ -55,11 +57,9 @@ class Inference:
 
     # -- generate ----------------------------------------------------------------------------------------
 
-    async def generate(
-        self, req: api.GenerateRequest, record: RequestRecord | None = None
-    ) -> AsyncIterator[api.GenerateResponse]:
-        """``/api/generate``. Yields response objects (one for load/unload/debug flows). ``record`` collects what
-        the request log and metrics see."""
+    async def generate(self, req: api.GenerateRequest, record: RequestRecord | None = None) -> AsyncIterator[Event]:
+        """``/api/generate``. Yields the generation's events, or the one answer of a load/unload/debug request
+        (:mod:`server.service.events`). ``record`` collects what the request log and metrics see."""
         timer = Timer.start(record)
         if not req.model:
             raise ModelNotFound("model '' not found")
@@ -72,7 +72,7 @@ class Inference:
         think = values.think_setting(req.think)
         if not req.prompt and keep_alive == 0 and not req.debug_render_only:
             await self.scheduler.unload(model.name.full)
-            yield api.GenerateResponse(model=req.model, created_at=now_iso(), done=True, done_reason="unload")
+            yield ModelUnloaded()
             return
         model.require("completion", action="generate")
         if req.suffix:
@@ -97,31 +97,31 @@ class Inference:
         if self.settings.debug:
             timer.record.prompt = prompt.text
         if req.debug_render_only:
-            debug = {"rendered_template": prompt.text, "image_count": len(images)}
-            yield api.GenerateResponse(model=req.model, created_at=now_iso(), done=False, debug_info=debug)
+            yield Rendered(prompt.text, len(images))
             return
         lease = await self._lease(plan)
         timer.mark_loaded()
         try:
             if not req.prompt and not req.context:
-                yield api.GenerateResponse(model=req.model, created_at=now_iso(), done=True, done_reason="load")
+                yield ModelLoaded()
                 return
             runner = lease.runner
             tokens = await asyncio.to_thread(runner.tokenize, prompt.text, add_special=not req.context)
             events = runner.generate(list(req.context or []) + tokens, plan.sampling)
-            chunks = generate_chunks(
-                req.model, events, thinks=plan.thinks, logprobs=plan.sampling.logprobs, raw=req.raw, timer=timer
+            outputs = generate_events(
+                events, thinks=plan.thinks, logprobs=plan.sampling.logprobs, raw=req.raw, timer=timer
             )
             with self.lifecycle.watching(events), timer.record.noting_errors():
-                async for chunk in chunks:
-                    yield chunk
+                async for event in outputs:
+                    yield event
         finally:
             lease.release()
 
     # -- chat --------------------------------------------------------------------------------------------
 
-    async def chat(self, req: api.ChatRequest, record: RequestRecord | None = None) -> AsyncIterator[api.ChatResponse]:
-        """``/api/chat``. Yields response objects; tool calls are parsed from the output when tools are given."""
+    async def chat(self, req: api.ChatRequest, record: RequestRecord | None = None) -> AsyncIterator[Event]:
+        """``/api/chat``. Yields events as :meth:`generate` does; tool calls are parsed from the output when tools
+        are given."""
         timer = Timer.start(record)
         if not req.model:
             raise BadRequest("model is required")
@@ -131,7 +131,7 @@ class Inference:
         think = values.think_setting(req.think)
         if not req.messages and keep_alive == 0 and not req.debug_render_only:
             await self.scheduler.unload(model.name.full)
-            yield chat_response(req.model, assistant(""), done=True, done_reason="unload")
+            yield ModelUnloaded()
             return
         model.require("completion", action="chat")
         if req.tools:
@@ -146,7 +146,7 @@ class Inference:
         timer.mark_loaded()
         try:
             if not req.messages and lease is not None:
-                yield chat_response(req.model, assistant(""), done=True, done_reason="load")
+                yield ModelLoaded()
                 return
             runner = lease.runner if lease else None
             counter = (lambda text: len(runner.tokenize(text))) if runner and req.truncate is not False else None
@@ -157,8 +157,7 @@ class Inference:
             if self.settings.debug:
                 timer.record.prompt = prompt.text
             if runner is None:
-                debug = {"rendered_template": prompt.text, "image_count": image_count}
-                yield chat_response(req.model, assistant(""), done=False).model_copy(update={"debug_info": debug})
+                yield Rendered(prompt.text, image_count)
                 return
             output = ChatOutput(
                 ThinkingParser() if plan.thinks else None,
@@ -167,8 +166,8 @@ class Inference:
             tokens = await asyncio.to_thread(runner.tokenize, prompt.text)
             events = runner.generate(tokens, plan.sampling)
             with self.lifecycle.watching(events), timer.record.noting_errors():
-                async for chunk in chat_chunks(req.model, events, output, logprobs=plan.sampling.logprobs, timer=timer):
-                    yield chunk
+                async for event in chat_events(events, output, logprobs=plan.sampling.logprobs, timer=timer):
+                    yield event
         finally:
             if lease is not None:
                 lease.release()

@@ -10,15 +10,16 @@ from typing import Any
 import pytest
 
 from server import openai_compat as compat
+from server.engine import Logprob, TopLogprob
 from server.errors import BadRequest, CapabilityError, InternalError, ModelNotFound, RequestCanceled, ServerBusy
+from server.prompt import ChatToolCall
 from server.protocol import ollama as api
 from server.protocol import openai as oai
 from server.protocol.base import parse_body
-from server.service.prompting import wire_tool_call
+from server.service.events import Event, Finished, Metrics, ModelLoaded, Output, Rendered, Reply, reply_of
 from server.streaming import sse_done, sse_event
 from server.toolcalls import ToolCallParser
 
-CREATED_AT = "2024-12-06T00:48:09.983619Z"
 CREATED = 1733446089
 PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n").decode()
 USER = {"role": "user", "content": "Hi"}
@@ -33,18 +34,17 @@ def native_chat(**fields: Any) -> dict[str, Any]:
     return compat.from_chat_completion_request(chat_request(**fields)).to_wire()
 
 
-def chat_response(content: str = "", *, done: bool = False, **fields: Any) -> api.ChatResponse:
-    message = api.Message(
-        role="assistant",
-        content=content,
-        thinking=fields.pop("thinking", None),
-        tool_calls=fields.pop("tool_calls", None),
-    )
-    return api.ChatResponse(model="m", created_at=CREATED_AT, message=message, done=done, **fields)
+def finished(reason: str = "stop", *, prompt: int = 0, evals: int = 0) -> Finished:
+    return Finished(reason, Metrics(prompt_eval_count=prompt, eval_count=evals))
 
 
-def tool_call(name: str = "get_weather", index: int = 0, **arguments: Any) -> api.ToolCall:
-    return api.ToolCall(id=f"call_{index}", function=api.ToolCallFunction(index=index, name=name, arguments=arguments))
+def tool_call(name: str = "get_weather", index: int = 0, **arguments: Any) -> ChatToolCall:
+    return ChatToolCall(name=name, arguments=arguments, id=f"call_{index}", index=index)
+
+
+def logprob(token: str, value: float, *top: tuple[str, float]) -> Logprob:
+    alternatives = tuple(TopLogprob(t, 0, v, t.encode()) for t, v in top)
+    return Logprob(token, 0, value, token.encode(), alternatives)
 
 
 def wire(chunks: list[oai.ChatCompletionChunk] | list[oai.CompletionChunk]) -> list[dict[str, Any]]:
@@ -347,58 +347,49 @@ def test_request_model_ignores_unknown_fields_the_sdk_sends() -> None:
 # -- chat responses ------------------------------------------------------------------------------------------
 
 
+def chat_completion(*events: Event) -> dict[str, Any]:
+    completion = compat.to_chat_completion(reply_of(events), model="m", id="chatcmpl-7", created=CREATED)
+    wire_form: dict[str, Any] = json.loads(sse_event(completion).removeprefix(b"data: "))
+    return wire_form
+
+
+CALL_WIRE = {
+    "id": "call_0",
+    "index": 0,
+    "type": "function",
+    "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'},
+}
+
+
 @pytest.mark.parametrize(
-    ("native", "message", "finish_reason"),
+    ("events", "message", "finish_reason"),
     [
+        ([Output("H"), Output("i"), finished(prompt=26, evals=5)], {"role": "assistant", "content": "Hi"}, "stop"),
         (
-            chat_response("Hi", done=True, done_reason="stop"),
-            {"role": "assistant", "content": "Hi"},
-            "stop",
-        ),
-        (
-            chat_response("Hi", done=True, done_reason="length", thinking="hmm"),
+            [Output(thinking="hm"), Output("Hi", "m"), finished("length", prompt=26, evals=5)],
             {"role": "assistant", "content": "Hi", "reasoning": "hmm"},
             "length",
         ),
         (
-            chat_response("", done=True, done_reason="stop", tool_calls=[tool_call(city="Paris")]),
-            {
-                "role": "assistant",
-                "content": "",
-                "tool_calls": [
-                    {
-                        "id": "call_0",
-                        "index": 0,
-                        "type": "function",
-                        "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'},
-                    }
-                ],
-            },
+            [Output(tool_calls=(tool_call(city="Paris"),)), finished(prompt=26, evals=5)],
+            {"role": "assistant", "content": "", "tool_calls": [CALL_WIRE]},
             "tool_calls",
         ),
         (
-            chat_response("", done=True, done_reason="length", tool_calls=[tool_call(q="<b>")]),
+            [Output(tool_calls=(tool_call(q="<b>"),)), finished("length", prompt=26, evals=5)],
             {
                 "role": "assistant",
                 "content": "",
                 "tool_calls": [
-                    {
-                        "id": "call_0",
-                        "index": 0,
-                        "type": "function",
-                        "function": {"name": "get_weather", "arguments": '{"q":"\\u003cb\\u003e"}'},
-                    }
+                    {**CALL_WIRE, "function": {"name": "get_weather", "arguments": '{"q":"\\u003cb\\u003e"}'}}
                 ],
             },
             "length",
         ),
-        (chat_response("", done=False), {"role": "assistant", "content": ""}, None),
     ],
 )
-def test_to_chat_completion(native: api.ChatResponse, message: dict[str, Any], finish_reason: str | None) -> None:
-    native = native.model_copy(update={"prompt_eval_count": 26, "eval_count": 5})
-    completion = json.loads(sse_event(compat.to_chat_completion(native, id="chatcmpl-7")).removeprefix(b"data: "))
-    assert completion == {
+def test_to_chat_completion(events: list[Event], message: dict[str, Any], finish_reason: str | None) -> None:
+    assert chat_completion(*events) == {
         "id": "chatcmpl-7",
         "object": "chat.completion",
         "created": CREATED,
@@ -409,38 +400,54 @@ def test_to_chat_completion(native: api.ChatResponse, message: dict[str, Any], f
     }
 
 
-def test_to_chat_completion_logprobs_and_debug_info() -> None:
-    logprob = api.Logprob(
-        token="Hi", logprob=-0.5, bytes=[72, 105], top_logprobs=[api.TopLogprob(token="Hi", logprob=-0.5)]
-    )
-    native = chat_response("Hi", done=True, done_reason="stop", logprobs=[logprob])
-    (choice,) = compat.to_chat_completion(native, id="x").to_wire()["choices"]
+@pytest.mark.parametrize(
+    ("event", "finish_reason", "debug"),
+    [
+        (ModelLoaded(), "load", None),
+        (Rendered("<p>", 0), None, {"rendered_template": "<p>", "image_count": 0}),
+    ],
+)
+def test_to_chat_completion_of_answers_that_generate_nothing(
+    event: Event, finish_reason: str | None, debug: dict[str, Any] | None
+) -> None:
+    completion = chat_completion(event)
+    assert completion["choices"] == [
+        {"index": 0, "message": {"role": "assistant", "content": ""}, "finish_reason": finish_reason}
+    ]
+    assert completion["usage"] == {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+    assert completion.get("_debug_info") == debug
+
+
+def test_to_chat_completion_logprobs() -> None:
+    events = [Output("Hi", logprobs=(logprob("Hi", -0.5, ("Hi", -0.5)),)), finished()]
+    (choice,) = chat_completion(*events)["choices"]
     assert choice["logprobs"] == {
         "content": [
-            {"token": "Hi", "logprob": -0.5, "bytes": [72, 105], "top_logprobs": [{"token": "Hi", "logprob": -0.5}]}
+            {
+                "token": "Hi",
+                "logprob": -0.5,
+                "bytes": [72, 105],
+                "top_logprobs": [{"token": "Hi", "logprob": -0.5, "bytes": [72, 105]}],
+            }
         ]
-    }
-    debug = chat_response(debug_info={"rendered_template": "<p>", "image_count": 0})
-    assert compat.to_chat_completion(debug, id="x").to_wire()["_debug_info"] == {
-        "rendered_template": "<p>",
-        "image_count": 0,
     }
 
 
 def test_usage_counts_zero_when_metrics_are_missing() -> None:
-    assert compat.to_usage(chat_response()).to_wire() == {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+    assert compat.to_usage(None).to_wire() == {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
 
 
-def delta_stream(natives: list[api.ChatResponse], *, include_usage: bool = False) -> list[dict[str, Any]]:
-    stream = compat.ChatCompletionStream(id="chatcmpl-1", include_usage=include_usage)
-    events = wire([chunk for native in natives for chunk in stream.feed(native)])
-    for event in events:
-        assert event["id"] == "chatcmpl-1"
-        assert event["object"] == "chat.completion.chunk"
-        assert event["created"] == CREATED
-        assert event["system_fingerprint"] == "fp_ollama"
+def delta_stream(events: list[Event], *, include_usage: bool = False) -> list[dict[str, Any]]:
+    stream = compat.ChatCompletionStream(model="m", id="chatcmpl-1", created=CREATED, include_usage=include_usage)
+    chunks = wire([chunk for event in events for chunk in stream.feed(event)])
+    for chunk in chunks:
+        assert chunk["id"] == "chatcmpl-1"
+        assert chunk["object"] == "chat.completion.chunk"
+        assert chunk["created"] == CREATED
+        assert chunk["model"] == "m"
+        assert chunk["system_fingerprint"] == "fp_ollama"
     return [
-        {"choices": event["choices"], **({"usage": event["usage"]} if "usage" in event else {})} for event in events
+        {"choices": chunk["choices"], **({"usage": chunk["usage"]} if "usage" in chunk else {})} for chunk in chunks
     ]
 
 
@@ -448,23 +455,20 @@ def choice(delta: dict[str, Any], finish_reason: str | None = None, **extra: Any
     return {"choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason, **extra}]}
 
 
-FINAL = chat_response(done=True, done_reason="stop", prompt_eval_count=10, eval_count=3)
+FINAL = finished(prompt=10, evals=3)
+ZERO_USAGE = {"choices": [], "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}}
 
 
 @pytest.mark.parametrize(
-    ("natives", "include_usage", "expected"),
+    ("events", "include_usage", "expected"),
     [
         (
-            [chat_response("Hel"), chat_response("lo"), FINAL],
+            [Output("Hel"), Output("lo"), FINAL],
             False,
-            [
-                choice({"role": "assistant", "content": "Hel"}),
-                choice({"content": "lo"}),
-                choice({}, "stop"),
-            ],
+            [choice({"role": "assistant", "content": "Hel"}), choice({"content": "lo"}), choice({}, "stop")],
         ),
         (
-            [chat_response("Hi"), FINAL],
+            [Output("Hi"), FINAL],
             True,
             [
                 choice({"role": "assistant", "content": "Hi"}),
@@ -479,50 +483,18 @@ FINAL = chat_response(done=True, done_reason="stop", prompt_eval_count=10, eval_
             [choice({"role": "assistant", "content": ""}), choice({}, "stop")],
         ),
         (
-            [chat_response("", tool_calls=[tool_call(city="Paris")]), FINAL],
+            [Output(tool_calls=(tool_call(city="Paris"),)), FINAL],
             False,
-            [
-                choice(
-                    {
-                        "role": "assistant",
-                        "content": "",
-                        "tool_calls": [
-                            {
-                                "id": "call_0",
-                                "index": 0,
-                                "type": "function",
-                                "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'},
-                            }
-                        ],
-                    }
-                ),
-                choice({}, "tool_calls"),
-            ],
+            [choice({"role": "assistant", "content": "", "tool_calls": [CALL_WIRE]}), choice({}, "tool_calls")],
         ),
         (
-            [chat_response("", tool_calls=[tool_call()]), chat_response(done=True, done_reason="length")],
+            [Output(tool_calls=(tool_call(city="Paris"),)), finished("length")],
             False,
-            [
-                choice(
-                    {
-                        "role": "assistant",
-                        "content": "",
-                        "tool_calls": [
-                            {
-                                "id": "call_0",
-                                "index": 0,
-                                "type": "function",
-                                "function": {"name": "get_weather", "arguments": "{}"},
-                            }
-                        ],
-                    }
-                ),
-                choice({}, "length"),
-            ],
+            [choice({"role": "assistant", "content": "", "tool_calls": [CALL_WIRE]}), choice({}, "length")],
         ),
         (
-            # Thinking and content in one native chunk: a reasoning chunk, then a content chunk.
-            [chat_response(thinking="hmm"), chat_response("ok", thinking="."), FINAL],
+            # Thinking and content in one event: a reasoning chunk, then a content chunk.
+            [Output(thinking="hmm"), Output("ok", "."), FINAL],
             False,
             [
                 choice({"role": "assistant", "content": "", "reasoning": "hmm"}),
@@ -532,27 +504,29 @@ FINAL = chat_response(done=True, done_reason="stop", prompt_eval_count=10, eval_
             ],
         ),
         (
-            # A final native chunk that still carries text is emitted before the finish chunk.
-            [chat_response("a"), chat_response("b", done=True, done_reason="stop")],
-            False,
-            [choice({"role": "assistant", "content": "a"}), choice({"content": "b"}), choice({}, "stop")],
+            # A load answer: the role chunk, the finish chunk with the reason, zero usage.
+            [ModelLoaded()],
+            True,
+            [choice({"role": "assistant", "content": ""}), choice({}, "load"), ZERO_USAGE],
+        ),
+        (
+            # A debug render: the role chunk only (the caller ends the stream).
+            [Rendered("<p>", 0)],
+            True,
+            [choice({"role": "assistant", "content": ""})],
         ),
     ],
 )
-def test_chat_completion_stream(
-    natives: list[api.ChatResponse], include_usage: bool, expected: list[dict[str, Any]]
-) -> None:
-    assert delta_stream(natives, include_usage=include_usage) == expected
+def test_chat_completion_stream(events: list[Event], include_usage: bool, expected: list[dict[str, Any]]) -> None:
+    assert delta_stream(events, include_usage=include_usage) == expected
 
 
-def test_chat_stream_pins_created_and_carries_logprobs() -> None:
-    later = chat_response("b").model_copy(update={"created_at": "2030-01-01T00:00:00Z"})
-    logprob = api.Logprob(token="a", logprob=-1.0)
-    first = chat_response("a", logprobs=[logprob])
-    events = delta_stream([first, later, FINAL])
-    assert events[0] == choice(
-        {"role": "assistant", "content": "a"}, logprobs={"content": [{"token": "a", "logprob": -1}]}
+def test_chat_stream_carries_logprobs_on_the_content_chunk() -> None:
+    chunks = delta_stream([Output("a", logprobs=(logprob("a", -1.0),)), Output("b"), FINAL])
+    assert chunks[0] == choice(
+        {"role": "assistant", "content": "a"}, logprobs={"content": [{"token": "a", "logprob": -1, "bytes": [97]}]}
     )
+    assert chunks[1] == choice({"content": "b"})
 
 
 def test_parsed_tool_calls_become_openai_tool_calls() -> None:
@@ -561,9 +535,7 @@ def test_parsed_tool_calls_become_openai_tool_calls() -> None:
     text = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>'
     content, calls = parser.feed(text)
     rest, more = parser.flush()
-    tool_calls = [wire_tool_call(c) for c in [*calls, *more]]
-    native = chat_response(content + rest, done=True, done_reason="stop", tool_calls=tool_calls)
-    (out,) = compat.to_chat_completion(native, id="x").to_wire()["choices"]
+    (out,) = chat_completion(Output(content + rest, tool_calls=(*calls, *more)), finished())["choices"]
     assert out["finish_reason"] == "tool_calls"
     (call,) = out["message"]["tool_calls"]
     assert call["type"] == "function"
@@ -646,18 +618,14 @@ def test_completion_request_errors(fields: dict[str, Any], message: str) -> None
         compat.from_completion_request(completion_request(**fields))
 
 
-def generate_response(text: str = "", *, done: bool = False, **fields: Any) -> api.GenerateResponse:
-    return api.GenerateResponse(model="m", created_at=CREATED_AT, response=text, done=done, **fields)
-
-
 def test_to_completion_with_echo_and_logprobs() -> None:
-    logprobs = [
-        api.Logprob(token=" upon", logprob=-0.25, top_logprobs=[api.TopLogprob(token=" upon", logprob=-0.25)]),
-        api.Logprob(token=" a", logprob=-0.5),
+    events = [
+        Output(" upon", logprobs=(logprob(" upon", -0.25, (" upon", -0.25)),)),
+        Output(" a", thinking="not shown", logprobs=(logprob(" a", -0.5),)),
+        finished("length", prompt=2, evals=2),
     ]
-    native = generate_response(" upon a", done=True, done_reason="length", prompt_eval_count=2, eval_count=2)
-    native = native.model_copy(update={"logprobs": logprobs})
-    assert compat.to_completion(native, id="cmpl-1", echo="Once").to_wire() == {
+    completion = compat.to_completion(reply_of(events), model="m", id="cmpl-1", created=CREATED, echo="Once")
+    assert completion.to_wire() == {
         "id": "cmpl-1",
         "object": "text_completion",
         "created": CREATED,
@@ -680,27 +648,60 @@ def test_to_completion_with_echo_and_logprobs() -> None:
     }
 
 
-@pytest.mark.parametrize("include_usage", [False, True])
-def test_completion_stream(include_usage: bool) -> None:
-    stream = compat.CompletionStream(id="cmpl-2", include_usage=include_usage, echo="Once")
-    natives = [
-        generate_response(" upon"),
-        generate_response(" a"),
-        generate_response(done=True, done_reason="stop", prompt_eval_count=2, eval_count=2),
-    ]
-    events = wire([chunk for native in natives for chunk in stream.feed(native)])
-    zero = {"usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}} if include_usage else {}
-    expected = [
-        {"choices": [{"text": "Once upon", "index": 0, "finish_reason": None}], **zero},
-        {"choices": [{"text": " a", "index": 0, "finish_reason": None}], **zero},
-        {"choices": [{"text": "", "index": 0, "finish_reason": "stop"}], **zero},
-    ]
-    if include_usage:
-        expected.append({"choices": [], "usage": {"prompt_tokens": 2, "completion_tokens": 2, "total_tokens": 4}})
-    assert [{k: v for k, v in e.items() if k in ("choices", "usage")} for e in events] == expected
-    assert {(e["id"], e["object"], e["created"], e["model"]) for e in events} == {
+def test_to_completion_of_a_debug_render() -> None:
+    completion = compat.to_completion(Reply(end=Rendered("<p>", 1)), model="m", id="cmpl-1", created=CREATED)
+    assert completion.to_wire()["choices"] == [{"text": "", "index": 0, "finish_reason": None}]
+    assert completion.to_wire()["_debug_info"] == {"rendered_template": "<p>", "image_count": 1}
+
+
+def completion_stream(events: list[Event], *, include_usage: bool, echo: str = "") -> list[dict[str, Any]]:
+    stream = compat.CompletionStream(model="m", id="cmpl-2", created=CREATED, include_usage=include_usage, echo=echo)
+    chunks = wire([chunk for event in events for chunk in stream.feed(event)])
+    assert {(e["id"], e["object"], e["created"], e["model"]) for e in chunks} == {
         ("cmpl-2", "text_completion", CREATED, "m")
     }
+    return [{k: v for k, v in e.items() if k in ("choices", "usage")} for e in chunks]
+
+
+@pytest.mark.parametrize("include_usage", [False, True])
+def test_completion_stream(include_usage: bool) -> None:
+    events: list[Event] = [
+        Output(" upon", logprobs=(logprob(" upon", -0.25),)),
+        Output(" a", logprobs=(logprob(" a", -0.5),)),
+        finished(prompt=2, evals=2),
+    ]
+    zero = {"usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}} if include_usage else {}
+
+    def logprobs(token: str, value: float, offset: int) -> dict[str, Any]:
+        return {"tokens": [token], "token_logprobs": [value], "top_logprobs": [{}], "text_offset": [offset]}
+
+    expected = [
+        {
+            "choices": [
+                {"text": "Once upon", "index": 0, "finish_reason": None, "logprobs": logprobs(" upon", -0.25, 4)}
+            ]
+        },
+        {"choices": [{"text": " a", "index": 0, "finish_reason": None, "logprobs": logprobs(" a", -0.5, 9)}]},
+        {"choices": [{"text": "", "index": 0, "finish_reason": "stop"}]},
+    ]
+    expected = [{**e, **zero} for e in expected]
+    if include_usage:
+        expected.append({"choices": [], "usage": {"prompt_tokens": 2, "completion_tokens": 2, "total_tokens": 4}})
+    assert completion_stream(events, include_usage=include_usage, echo="Once") == expected
+
+
+@pytest.mark.parametrize(
+    ("event", "expected"),
+    [
+        (ModelLoaded(), [{"text": "Once", "index": 0, "finish_reason": "load"}]),
+        (Rendered("<p>", 0), [{"text": "Once", "index": 0, "finish_reason": None}]),
+    ],
+)
+def test_completion_stream_of_answers_that_generate_nothing(event: Event, expected: list[dict[str, Any]]) -> None:
+    # No usage chunk after a debug render: it does not end the stream with a reason.
+    chunks = completion_stream([event], include_usage=True, echo="Once")
+    assert [c["choices"] for c in chunks if c["choices"]] == [expected]
+    assert len(chunks) == (1 if isinstance(event, Rendered) else 2)
 
 
 # -- embeddings ----------------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ import pytest
 from server.api.openai import sse_response
 from server.errors import ServerBusy
 from server.openai_compat import ChatCompletionStream
-from server.protocol import ollama as api
+from server.service.events import Event, Output
 from server.settings import Settings
 from server.store.modelfile import parse_modelfile
 
@@ -598,22 +598,25 @@ def test_unknown_v1_routes_answer_like_ollama(http: httpx.Client) -> None:
     assert http.get("/v1/chat/completions").status_code == 405
 
 
-def test_error_after_stream_began_is_final_event() -> None:
-    """Deterministic: a native stream that fails after its first chunk (a real engine error cannot be timed)."""
+@pytest.mark.parametrize(
+    ("error", "message"),
+    [
+        (ServerBusy(), "server busy, please try again.  maximum pending requests exceeded"),
+        (RuntimeError("llama_decode failed (-1)"), "llama_decode failed (-1)"),
+    ],
+)
+def test_error_after_stream_began_is_final_event(error: Exception, message: str) -> None:
+    """Deterministic: an event stream that fails after its first event (a real engine error cannot be timed)."""
 
-    async def natives() -> AsyncIterator[api.ChatResponse]:
-        yield api.ChatResponse(
-            model=MODEL,
-            created_at="2024-12-06T00:48:09Z",
-            message=api.Message(role="assistant", content="Hi"),
-            done=False,
-        )
-        raise ServerBusy()
+    async def events() -> AsyncIterator[Event]:
+        yield Output("Hi")
+        raise error
 
     async def body() -> bytes:
-        items = natives()
+        items = events()
         first = await anext(items)
-        response = sse_response(first, items, ChatCompletionStream(id="chatcmpl-1", include_usage=False).feed)
+        stream = ChatCompletionStream(model=MODEL, id="chatcmpl-1", created=0, include_usage=False)
+        response = sse_response(first, items, stream.feed)
         assert response.headers["content-type"] == "text/event-stream"
         return b"".join([chunk async for chunk in response.body_iterator])
 
@@ -621,11 +624,6 @@ def test_error_after_stream_began_is_final_event() -> None:
     assert frames[-1] == ""
     assert json.loads(frames[0].removeprefix("data: "))["choices"][0]["delta"] == {"role": "assistant", "content": "Hi"}
     assert json.loads(frames[-2].removeprefix("data: ")) == {
-        "error": {
-            "message": "server busy, please try again.  maximum pending requests exceeded",
-            "type": "api_error",
-            "param": None,
-            "code": None,
-        }
+        "error": {"message": message, "type": "api_error", "param": None, "code": None}
     }
-    assert "[DONE]" not in frames
+    assert len(frames) == 3
