@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from server.registry.errors import RegistryError
 from server.registry.parts import Part
 
-READ_BACK = 4 << 20
+READ_BACK = 1 << 20  # read back and hashed while still in the CPU's cache: 4 MiB ran ~8% slower
 WAIT = 0.2
 
 
