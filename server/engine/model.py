@@ -23,11 +23,12 @@ from server.memory import loaded_model_bytes
 from .batching import DecodeFn, DecodeLoop, Request
 from .clock import StepStats
 from .compute import ComputeThread
+from .cpus import default_threads
 from .embedding import Embedder
 from .params import LoadParams, SamplingParams
 from .sampling import SamplerChain
 from .stream import EventSink, EventStream, Sink
-from .weights import Weights, default_threads
+from .weights import Weights
 
 log = logging.getLogger(__name__)
 

@@ -87,14 +87,6 @@ def _check_gguf_header(path: str) -> None:
         raise ModelLoadFailed(f"unable to load model {path}: truncated GGUF file ({size} bytes)")
 
 
-def default_threads() -> int:
-    """The CPUs this process may run on (0 in num_thread means this)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
-
-
 class Weights:
     """One llama_model (weights + vocabulary). Thread-safe for reading: tokenization and detokenization may run
     on any thread while contexts decode. ``free()`` must be called after every context using it is freed."""
