@@ -2,9 +2,8 @@
 
 One asyncio loop runs the requests; a reader thread turns incoming messages into calls on that loop. A
 generation's events do not pass through the loop: the compute thread hands them to the :class:`Outbox`, which
-sends each decode step's events in one message (:mod:`server.runner.outbox`). Tokenizing runs in worker
-threads, off the loop.
-The process ends when the API process says :class:`Shutdown` or its end of the socket closes (the API process
+sends each decode step's events in one message on the events socket (:mod:`server.runner.outbox`).
+Tokenizing runs in worker threads, off the loop. The process ends when the API process says :class:`Shutdown` or its end of the socket closes (the API process
 died): a runner never outlives its server.
 """
 
@@ -27,6 +26,7 @@ from server.errors import ApiError, InternalError
 from .messages import (
     Cancel,
     Embed,
+    Events,
     Facts,
     Failed,
     FromRunner,
@@ -47,15 +47,17 @@ RUNNER_NICENESS = 5
 
 
 def main(argv: Sequence[str]) -> int:
-    """Entry point: ``argv`` is the inherited socket's file descriptor."""
+    """Entry point: ``argv`` holds the inherited sockets' file descriptors: the control socket (requests in,
+    replies out), then the events socket (generation events out)."""
     logging.basicConfig(level=os.environ.get("CORRAL_RUNNER_LOG", "WARNING"), format="runner: %(message)s")
     conn = Connection(int(argv[0]))
+    events = Connection(int(argv[1]))
     # Below the API process: decoding takes every core it can, and the server must still answer at once.
     with contextlib.suppress(OSError):
         os.nice(RUNNER_NICENESS)
     message = conn.recv()
     assert isinstance(message, Load)
-    server = _Server(conn)
+    server = _Server(conn, events)
     compute = ComputeThread(listener=server.outbox)
     try:
         model = EngineModel.load(message.params, compute)
@@ -91,10 +93,12 @@ def portable(error: BaseException) -> BaseException:
 
 
 class _Server:
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, events: Connection) -> None:
         self.conn = conn
+        self.events = events
         self.send_lock = threading.Lock()
-        self.outbox = Outbox(self.send, portable)
+        self.events_lock = threading.Lock()
+        self.outbox = Outbox(self.send_events, portable)
         self.tasks: dict[int, asyncio.Task[None]] = {}
         self.generations: dict[int, Callable[[], None]] = {}  # rid -> cancel; dropped after the last event
         self.stopped: asyncio.Event | None = None
@@ -133,6 +137,10 @@ class _Server:
         # OSError/ValueError: the API process is gone; the reader ends the loop.
         with self.send_lock, contextlib.suppress(OSError, ValueError):
             self.conn.send(message)
+
+    def send_events(self, message: Events) -> None:
+        with self.events_lock, contextlib.suppress(OSError, ValueError):
+            self.events.send(message)
 
     def _dispatch(self, message: ToRunner) -> None:
         if isinstance(message, Generate):

@@ -2,11 +2,11 @@
 
 It offers what the inference service and the scheduler use of an :class:`~server.engine.EngineModel`
 (``tokenize``, ``generate``, ``embed``, ``close`` and the facts ``/api/ps`` shows), so the service does not know
-whether a model runs here or in a child. A reader thread hands each message to the request it belongs to:
-generation events (a decode step's worth per message) into :class:`~server.engine.EventSink`s on their callers'
-event loops, replies into futures.
-When the runner dies, every request on it fails with an InternalError saying so, and ``alive`` turns False so
-the scheduler replaces the runner on the next request.
+whether a model runs here or in a child. A reader thread hands each reply on the control socket to the future
+of the request it answers. Generation events come on a socket of their own, read on the callers' event loop
+itself (one wake-up per decode step, no thread hop): a decode step's worth per message, straight into the
+streams' queues. When the runner dies, every request on it fails with an InternalError saying so, and
+``alive`` turns False so the scheduler replaces the runner on the next request.
 """
 
 from __future__ import annotations
@@ -53,12 +53,16 @@ _SHUTDOWN_GRACE = 30.0
 class RemoteModel:
     """A model loaded in a runner process. Create with :meth:`load` (blocking: run it in a worker thread)."""
 
-    def __init__(self, params: LoadParams, process: subprocess.Popen[bytes], conn: Connection, loaded: Loaded) -> None:
+    def __init__(
+        self, params: LoadParams, process: subprocess.Popen[bytes], conn: Connection, events: Connection, loaded: Loaded
+    ) -> None:
         self.params = params
         self.facts: Facts = loaded.facts
         self.pid = loaded.pid
         self._process = process
         self._conn = conn
+        self._events = events
+        self._events_loop: asyncio.AbstractEventLoop | None = None  # the loop that reads ``events``
         self._send_lock = threading.Lock()
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
@@ -75,20 +79,27 @@ class RemoteModel:
         InvalidOption ...), or ModelLoadFailed when the runner dies while loading."""
         params.validate()
         ours, theirs = Pipe(duplex=True)
+        events, their_events = Pipe(duplex=True)  # a socket pair: more buffer than a pipe
         try:
             process = subprocess.Popen(
-                [sys.executable, "-m", "server.runner", str(theirs.fileno())],
-                pass_fds=(theirs.fileno(),),
+                [sys.executable, "-m", "server.runner", str(theirs.fileno()), str(their_events.fileno())],
+                pass_fds=(theirs.fileno(), their_events.fileno()),
                 stdin=subprocess.DEVNULL,
             )
+        except BaseException:
+            ours.close()
+            events.close()
+            raise
         finally:
             theirs.close()
+            their_events.close()
         try:
             ours.send(Load(params))
             reply: FromRunner = ours.recv()
         except (EOFError, OSError):
             code = process.wait()
             ours.close()
+            events.close()
             raise ModelLoadFailed(
                 f"the model runner exited while loading {params.model_path} ({_exit(code)})"
             ) from None
@@ -96,13 +107,15 @@ class RemoteModel:
             process.kill()
             process.wait()
             ours.close()
+            events.close()
             raise
         if isinstance(reply, Failed):
             process.wait()
             ours.close()
+            events.close()
             raise reply.error
         assert isinstance(reply, Loaded)
-        return cls(params, process, ours, reply)
+        return cls(params, process, ours, events, reply)
 
     # -- facts --
 
@@ -142,12 +155,14 @@ class RemoteModel:
     def generate(self, tokens: list[int], sampling: SamplingParams) -> EventStream:
         """Start a generation; its events (or its error, such as a BadRequest from the runner's checks)
         arrive on the returned stream. Must be called on the consumer's running event loop."""
-        sink = EventSink(asyncio.get_running_loop())
+        loop = asyncio.get_running_loop()
+        sink = EventSink(loop)
         rid = next(self._ids)
         with self._lock:
             if not self._alive:
                 raise InternalError(self._dead_message())
             self._streams[rid] = sink
+            self._watch_events(loop)
         self._send(Generate(rid, list(tokens), sampling), rid)
         return EventStream(sink, lambda: self._cancel(rid))
 
@@ -182,6 +197,7 @@ class RemoteModel:
             self._process.wait()
         self._reader.join(_SHUTDOWN_GRACE)
         self._conn.close()
+        self._close_events()
 
     # -- internals --
 
@@ -219,17 +235,76 @@ class RemoteModel:
                 message: FromRunner = self._conn.recv()
             except (EOFError, OSError):
                 break
-            if isinstance(message, Events):
-                self._deliver(message)
-            elif isinstance(message, Reply):
+            if isinstance(message, Reply):
                 self._resolve(message.rid, value=message.value)
             elif isinstance(message, Failed) and message.rid is not None:
                 self._fail(message.rid, message.error)
         self._died()
 
-    def _deliver(self, message: Events) -> None:
-        """A decode step's events, handed to their streams with one wake-up per event loop; a stream is
-        forgotten after its last event (Done or an error)."""
+    # -- generation events: read on the consumers' event loop --
+
+    def _watch_events(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Read the events socket on ``loop`` (under ``_lock``). One loop reads at a time: the server has one;
+        a caller on another loop (tests run one loop after another) takes over once the last one is closed
+        or stopped, and until then gets its events handed over thread-safely."""
+        current = self._events_loop
+        if current is loop:
+            return
+        if current is not None and not current.is_closed():
+            if current.is_running():
+                return
+            current.remove_reader(self._events.fileno())
+        loop.add_reader(self._events.fileno(), self._read_events, loop)
+        self._events_loop = loop
+
+    def _read_events(self, loop: asyncio.AbstractEventLoop) -> None:
+        """On ``loop``, when the events socket is readable: hand every waiting message's events to their
+        streams. Messages are whole (the runner writes each at once), so ``recv`` does not wait for long."""
+        try:
+            while self._events.poll():
+                message = self._events.recv()
+                if isinstance(message, Events):
+                    self._deliver(message, loop)
+        except (EOFError, OSError):  # the runner is gone; the control reader reports it
+            loop.remove_reader(self._events.fileno())
+            with self._lock:
+                if self._events_loop is loop:
+                    self._events_loop = None
+
+    def _deliver(self, message: Events, loop: asyncio.AbstractEventLoop) -> None:
+        """A decode step's events: straight into the queues of streams on ``loop`` (the running one),
+        thread-safely into others'."""
+        elsewhere = []
+        for sink, item in self._take(message):
+            if sink.loop is loop:
+                sink.queue.put_nowait(item)
+            else:
+                elsewhere.append((sink, item))
+        deliver(elsewhere)
+
+    def _close_events(self) -> None:
+        """Stop reading the events socket and close it, on the loop that reads it when that one still runs."""
+        with self._lock:
+            loop, self._events_loop = self._events_loop, None
+        events = self._events
+        if loop is None or loop.is_closed():
+            events.close()
+            return
+
+        def unwatch() -> None:
+            with contextlib.suppress(ValueError, OSError):
+                loop.remove_reader(events.fileno())
+            events.close()
+
+        if loop.is_running():
+            with contextlib.suppress(RuntimeError):  # closed meanwhile: its selector is gone with it
+                loop.call_soon_threadsafe(unwatch)
+                return
+        unwatch()
+
+    def _take(self, message: Events) -> list[tuple[EventSink, Any]]:
+        """The message's events with their streams; a cancelled stream's are dropped, and a stream is forgotten
+        after its last event (Done or an error)."""
         batch = []
         with self._lock:
             for rid, item in message.items:
@@ -239,7 +314,7 @@ class RemoteModel:
                 if isinstance(item, Done | BaseException):
                     del self._streams[rid]
                 batch.append((sink, item))
-        deliver(batch)
+        return batch
 
     def _resolve(self, rid: int, *, value: Any) -> None:
         with self._lock:
