@@ -3,8 +3,9 @@
 One asyncio loop runs the requests; a reader thread turns incoming messages into calls on that loop. A
 generation's events do not pass through the loop: the compute thread hands them to the :class:`Outbox`, which
 sends each decode step's events in one message on the events socket (:mod:`server.runner.outbox`).
-Tokenizing runs in worker threads, off the loop. The process ends when the API process says :class:`Shutdown` or its end of the socket closes (the API process
-died): a runner never outlives its server.
+Tokenizing runs in worker threads, off the loop. The process ends when the API process says
+:class:`Shutdown` or its end of the control socket closes (the API process died): a runner never outlives
+its server.
 """
 
 from __future__ import annotations
