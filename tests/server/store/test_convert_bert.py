@@ -16,10 +16,10 @@ from server.engine import EngineModel, LoadParams
 from server.service.management import request_from_modelfile, spec_from_request
 from server.store.create import create_model
 from server.store.gguf_info import read_gguf
-from server.store.manifest import MediaType
 from server.store.modelfile import parse_modelfile
-from server.store.names import ModelName
 from server.store.store import Store
+
+from .creation import model_blob
 
 NAME = "all-minilm:22m"
 
@@ -49,14 +49,6 @@ def minilm_store(tmp_path_factory: pytest.TempPathFactory, minilm_dir: Path) -> 
     return store
 
 
-def blob(store: Store, name: str) -> Path:
-    stored = store.get(ModelName.parse(name))
-    assert stored is not None
-    layer = stored.manifest.find(MediaType.MODEL)
-    assert layer is not None
-    return store.blobs.path(layer.digest)
-
-
 def embed(path: Path, texts: list[str]) -> np.ndarray[Any, Any]:
     async def run() -> list[list[float]]:
         model = EngineModel.load(LoadParams(model_path=str(path), embedding=True, num_ctx=512))
@@ -70,7 +62,7 @@ def embed(path: Path, texts: list[str]) -> np.ndarray[Any, Any]:
 
 
 def test_conversion_is_a_bert_embedding_model_with_the_packages_hyperparameters(minilm_store: Store) -> None:
-    info = read_gguf(blob(minilm_store, NAME))
+    info = read_gguf(model_blob(minilm_store, NAME))
     assert info.architecture == "bert"
     assert info.is_embedding
     assert info.file_type == "F16"
@@ -85,7 +77,7 @@ def test_conversion_is_a_bert_embedding_model_with_the_packages_hyperparameters(
 
 
 def test_embeddings_match_sentence_transformers(minilm_store: Store, minilm_reference: dict[str, Any]) -> None:
-    ours = embed(blob(minilm_store, NAME), minilm_reference["sentences"])
+    ours = embed(model_blob(minilm_store, NAME), minilm_reference["sentences"])
     reference = np.asarray(minilm_reference["sentence_embeddings"])
     assert ours.shape == (20, 384)
     assert np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
@@ -98,7 +90,7 @@ def test_retrieval_ranks_passages_as_sentence_transformers_does(
 ) -> None:
     """Every query finds the same best passage, and every pair of passages that the reference tells apart by more
     than 0.01 cosine is ordered the same way."""
-    path = blob(minilm_store, NAME)
+    path = model_blob(minilm_store, NAME)
     queries, passages = embed(path, minilm_reference["queries"]), embed(path, minilm_reference["passages"])
     ref_queries = np.asarray(minilm_reference["query_embeddings"])
     ref_passages = np.asarray(minilm_reference["passage_embeddings"])
@@ -113,10 +105,10 @@ def test_retrieval_ranks_passages_as_sentence_transformers_does(
 
 
 def test_q8_0_keeps_the_f32_embeddings(minilm_store: Store, minilm_reference: dict[str, Any]) -> None:
-    assert read_gguf(blob(minilm_store, "minilm-q8")).file_type == "Q8_0"
-    assert read_gguf(blob(minilm_store, "minilm-f32")).file_type == "F32"
+    assert read_gguf(model_blob(minilm_store, "minilm-q8")).file_type == "Q8_0"
+    assert read_gguf(model_blob(minilm_store, "minilm-f32")).file_type == "F32"
     texts = minilm_reference["sentences"]
-    q8, f32 = embed(blob(minilm_store, "minilm-q8"), texts), embed(blob(minilm_store, "minilm-f32"), texts)
+    q8, f32 = embed(model_blob(minilm_store, "minilm-q8"), texts), embed(model_blob(minilm_store, "minilm-f32"), texts)
     cosines = np.sum(q8 * f32, axis=1)
     assert cosines.min() >= 0.995, cosines
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import struct
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +19,10 @@ from server.errors import BadRequest
 from server.store.convert import check_directory, model_files
 from server.store.convert.source import ModelDirectory
 from server.store.convert.vocab import bpe_pre_tokenizer
-from server.store.create import CreateSpec, create_model
-from server.store.manifest import MediaType
 from server.store.names import ModelName
 from server.store.store import Store
+
+from .creation import Statuses, create_from_directory, model_blob
 
 PROMPTS = [
     "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n",
@@ -57,24 +56,6 @@ KEYS = [
     "tokenizer.ggml.add_bos_token",
     "tokenizer.chat_template",
 ]
-
-
-class Statuses(list[str]):
-    def __call__(self, status: str) -> None:
-        self.append(status)
-
-
-def create_from_directory(store: Store, name: str, directory: Path, progress: Callable[[str], None], **extra: Any):
-    files = {f.relative_to(directory).as_posix(): store.blobs.import_file(f).digest for f in model_files(directory)}
-    return create_model(store, CreateSpec(name=ModelName.parse(name), files=files, **extra), progress)
-
-
-def model_blob(store: Store, name: str) -> Path:
-    stored = store.get(ModelName.parse(name))
-    assert stored is not None
-    layer = stored.manifest.find(MediaType.MODEL)
-    assert layer is not None
-    return store.blobs.path(layer.digest)
 
 
 @pytest.fixture(scope="module")

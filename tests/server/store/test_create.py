@@ -20,6 +20,8 @@ from server.store.manifest import CONFIG_MEDIA_TYPE, MANIFEST_MEDIA_TYPE, Manife
 from server.store.names import ModelName
 from server.store.store import Store
 
+from .creation import Statuses
+
 Tree = dict[str, bytes | None]
 
 TEMPLATE = "{{ if .System }}<|im_start|>system\n{{ .System }}<|im_end|>\n{{ end }}<|im_start|>user\n{{ .Prompt }}"
@@ -29,13 +31,6 @@ PARAMS_BLOB = b'{"stop":["\\u003c|im_end|\\u003e"],"temperature":0.6}\n'  # Go: 
 MESSAGES = ({"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"})
 MESSAGES_BLOB = b'[{"role":"user","content":"hi"},{"role":"assistant","content":"hello"}]\n'
 NAME = ModelName.parse("smollm2:135m")
-
-
-class Statuses(list[str]):
-    """A progress callback that records every status."""
-
-    def __call__(self, status: str) -> None:
-        self.append(status)
 
 
 @pytest.fixture(scope="module")

@@ -6,21 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from server.engine import EngineModel, LoadParams, SamplingParams, Token
 from server.errors import BadRequest
-from server.store.convert import model_files
 from server.store.create import CreateSpec, create_model
 from server.store.gguf_info import read_gguf
-from server.store.manifest import MediaType
 from server.store.names import ModelName
 from server.store.quantize import ONLY_FLOAT_SOURCES, PROGRESS_DIGEST, parse_type
 from server.store.store import Store
+
+from .creation import Statuses, create_from_directory, model_blob
 
 SUPPORTED = (
     "F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K_S, Q3_K_M, Q3_K_L, Q4_K_S, Q4_K_M, Q5_K_S, Q5_K_M, Q6_K"
@@ -54,11 +52,6 @@ def test_unknown_type_gets_ollamas_error(text: str) -> None:
     assert str(caught.value) == f"unsupported quantization type {text} - supported types are {SUPPORTED}"
 
 
-class Statuses(list[str]):
-    def __call__(self, status: str) -> None:
-        self.append(status)
-
-
 def snapshot(root: Path) -> dict[str, bytes | None]:
     return {
         str(p.relative_to(root)): (p.read_bytes() if p.is_file() else None)
@@ -80,11 +73,6 @@ def test_quantized_weights_are_refused_with_ollamas_error_and_nothing_written(tm
     assert snapshot(store.root) == before
 
 
-def create_from_directory(store: Store, name: str, directory: Path, progress: Callable[[str], None], **extra: Any):
-    files = {f.relative_to(directory).as_posix(): store.blobs.import_file(f).digest for f in model_files(directory)}
-    return create_model(store, CreateSpec(name=ModelName.parse(name), files=files, **extra), progress)
-
-
 @pytest.fixture(scope="module")
 def f16_store(tmp_path_factory: pytest.TempPathFactory, smollm2_export) -> Store:
     """A store holding ``smol-f16``: smollm2's weights converted from safetensors to F16 by Corral."""
@@ -93,14 +81,6 @@ def f16_store(tmp_path_factory: pytest.TempPathFactory, smollm2_export) -> Store
     create_from_directory(store, "smol-f16", smollm2_export.safetensors, statuses)
     assert statuses[0] == "converting model"
     return store
-
-
-def model_blob(store: Store, name: str) -> Path:
-    stored = store.get(ModelName.parse(name))
-    assert stored is not None
-    layer = stored.manifest.find(MediaType.MODEL)
-    assert layer is not None
-    return store.blobs.path(layer.digest)
 
 
 # Bits per weight of each type's bulk tensors (llama.cpp's block sizes); the whole file comes close to F16 / bpw.
