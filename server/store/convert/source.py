@@ -3,6 +3,10 @@ the tokenizer files, all read with the ``safetensors`` package and numpy (no tor
 
 Tensors are read lazily, one at a time, so converting a model needs about one tensor of memory beyond the
 output being written. BF16 tensors (which numpy has no type for) are widened to float32 exactly.
+
+The other files (config, tokenizer, vocabulary) are parsed whole, so each is bounded by ``METADATA_LIMIT``
+before anything reads it: real ones are a few MB (a 256k-token ``tokenizer.json`` is about 35 MB), and an
+oversized one would otherwise take the server's memory with it.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from safetensors import safe_open
 from server.errors import BadRequest
 
 CONFIG = "config.json"
+METADATA_LIMIT = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -49,7 +54,9 @@ class ModelDirectory:
 
     @staticmethod
     def config_of(root: Path) -> dict[str, Any]:
-        """``config.json`` of ``root``; BadRequest when it is missing or not a JSON object."""
+        """``config.json`` of ``root``; BadRequest when it is missing or not a JSON object, or when any file
+        but a shard exceeds ``METADATA_LIMIT``."""
+        _check_metadata_sizes(root)
         return _json(root, CONFIG, required=True)
 
     def json(self, name: str, *, required: bool = False) -> dict[str, Any]:
@@ -71,6 +78,16 @@ class ModelDirectory:
     def names(self) -> Iterator[str]:
         """Tensor names in a stable order (sorted), whatever the shard layout."""
         yield from sorted(self.tensors)
+
+
+def _check_metadata_sizes(root: Path) -> None:
+    """BadRequest for any file other than a shard that is larger than ``METADATA_LIMIT``."""
+    for path in root.rglob("*"):
+        if path.suffix != ".safetensors" and path.is_file() and path.stat().st_size > METADATA_LIMIT:
+            raise BadRequest(
+                f"{path.relative_to(root)} is {path.stat().st_size} bytes: tokenizer and config files "
+                f"over {METADATA_LIMIT // (1024 * 1024)} MiB are refused"
+            )
 
 
 def _json(root: Path, name: str, *, required: bool) -> dict[str, Any]:

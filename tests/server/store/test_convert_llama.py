@@ -17,7 +17,7 @@ from gguf import GGUFReader
 from server.engine import EngineModel, LoadParams, SamplingParams, Token
 from server.errors import BadRequest
 from server.store.convert import check_directory, model_files
-from server.store.convert.source import ModelDirectory
+from server.store.convert.source import METADATA_LIMIT, ModelDirectory
 from server.store.convert.vocab import bpe_pre_tokenizer
 from server.store.names import ModelName
 from server.store.store import Store
@@ -206,6 +206,22 @@ def test_unconvertible_models_are_refused_before_anything_is_written(tmp_path: P
     assert statuses == []
     assert store.get(ModelName.parse("x")) is None
     assert [p.name for p in store.blobs.root.iterdir() if not p.name.startswith("sha256-")] == []
+
+
+@pytest.mark.parametrize("name", ["tokenizer.json", "config.json", "vocab.txt"])
+def test_an_oversized_metadata_file_is_refused_before_it_is_read(tmp_path: Path, name: str) -> None:
+    directory = write_config(tmp_path / "src", {"architectures": ["LlamaForCausalLM"]})
+    with (directory / name).open("ab") as handle:  # sparse: no disk is spent on it
+        handle.truncate(METADATA_LIMIT + 1)
+    with pytest.raises(BadRequest) as caught:
+        check_directory(directory)
+    assert str(caught.value) == (
+        f"{name} is {METADATA_LIMIT + 1} bytes: tokenizer and config files over 64 MiB are refused"
+    )
+    store = Store(tmp_path / "models")
+    with pytest.raises(BadRequest, match=f"^{name} is"):
+        create_from_directory(store, "x", directory, Statuses())
+    assert store.get(ModelName.parse("x")) is None
 
 
 def test_a_directory_without_safetensors_is_refused(tmp_path: Path) -> None:
