@@ -9,7 +9,9 @@ Every request generates ``--tokens`` tokens greedily with end-of-sequence ignore
 prompts one after another) and N concurrent streams, aggregate tokens/s, for both sides, with the runner's
 ratio to in-process (target >= 0.98x). The sides alternate for ``--rounds`` rounds, each loading its model
 afresh, so neither profits from the other's caches; the best round of each side counts, and each round's
-ratio is printed with their median.
+ratio is printed with their median; the verdict line is the ratio of the sides' median tokens/s over the rounds
+with a bootstrap interval (how fast llama.cpp runs varies from one load to the next, so use ``--rounds 12`` or
+more for a verdict).
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -133,10 +137,31 @@ def side_by_side(args: argparse.Namespace, measured: Side, baseline: Side) -> No
         f"ratios per round: single {[round(v, 3) for v in single]} median {statistics.median(single):.3f}x;"
         f" {args.streams} streams {[round(v, 3) for v in multi]} median {statistics.median(multi):.3f}x"
     )
+    for label, index in (("single", 0), (f"{args.streams} streams", 1)):
+        mine, theirs = [x[index] for x in ours], [x[index] for x in base]
+        ratio, low, high = ratio_of_medians(mine, theirs)
+        print(
+            f"{label}: median {statistics.median(mine):.1f} vs {statistics.median(theirs):.1f} tok/s = {ratio:.3f}x"
+            f" (90% bootstrap interval {low:.3f}x to {high:.3f}x)"
+        )
     print(f"| {'measure':<44} | {measured.name[:10]:>10} | {baseline.name[:10]:>10} | ratio | unit   |")
     print(f"|{'-' * 46}|{'-' * 12}|{'-' * 12}|-------|--------|")
     for row in rows:
         print(row.render())
+
+
+def ratio_of_medians(
+    ours: list[float], base: list[float], *, resamples: int = 4000, seed: int = 0
+) -> tuple[float, float, float]:
+    """The ratio of the two sides' median tokens/s and a 90% percentile-bootstrap interval of it, resampling
+    each side's rounds on its own. Each round is a fresh load, and how fast llama.cpp runs differs from one load
+    to the next more than within one, so the rounds, not the tokens, are the samples."""
+    rng = np.random.default_rng(seed)
+    mine, theirs = np.asarray(ours), np.asarray(base)
+    picks_mine = np.median(mine[rng.integers(0, mine.size, size=(resamples, mine.size))], axis=1)
+    picks_theirs = np.median(theirs[rng.integers(0, theirs.size, size=(resamples, theirs.size))], axis=1)
+    low, high = np.quantile(picks_mine / picks_theirs, [0.05, 0.95])
+    return float(np.median(mine) / np.median(theirs)), float(low), float(high)
 
 
 def main() -> None:

@@ -4,7 +4,10 @@ Targets are ``NAME=[native@|openai@]URL[#MODEL]``: the native dialect drives ``/
 ``/v1/chat/completions``, so any Ollama- or OpenAI-compatible server can be compared. Each round measures
 every users level on every target in turn (round-robin, so drift spreads over all of them); each cell of the
 table is the median over rounds, with ratios to the first target. ``merge`` combines the ``compare.json``
-of separate runs (servers that cannot run side by side on a small machine) into one table.
+of separate runs (servers that cannot run side by side on a small machine) into one table, pooling the rounds
+of a target measured in several runs: how fast a llama.cpp server decodes varies from one start of it to the
+next (by up to ~10% on the 2-core development machine, while steady within one start), so a fair comparison
+restarts every server several times.
 """
 
 from __future__ import annotations
@@ -89,7 +92,27 @@ def run_compare(
     return data
 
 
+# The per-round figures a row keeps; its cells are their medians, so rows of separate runs can be pooled.
+ROUND_FIELDS = ("out_tok_s", "req_s", "ttft_p50", "ttft_p95", "itl_p50", "itl_p95", "client_cpu_pct")
+
+
 def _row(name: str, users: int, ms: list[Measurement]) -> dict[str, Any]:
+    per_round = {
+        "out_tok_s": [m.summary.out_tok_s for m in ms],
+        "req_s": [m.summary.req_s for m in ms],
+        "ttft_p50": [m.summary.ttft.p50 for m in ms],
+        "ttft_p95": [m.summary.ttft.p95 for m in ms],
+        "itl_p50": [m.summary.itl.p50 for m in ms],
+        "itl_p95": [m.summary.itl.p95 for m in ms],
+        "client_cpu_pct": [m.client_cpu_pct for m in ms],
+    }
+    errors = sum(m.summary.errors for m in ms)
+    return _summarized(name, users, per_round, errors, sum(m.summary.requests for m in ms))
+
+
+def _summarized(
+    name: str, users: int, per_round: dict[str, list[float | None]], errors: int, requests: int
+) -> dict[str, Any]:
     def med(values: list[float | None]) -> float | None:
         present = [v for v in values if v is not None]
         return statistics.median(present) if present else None
@@ -97,16 +120,11 @@ def _row(name: str, users: int, ms: list[Measurement]) -> dict[str, Any]:
     return {
         "target": name,
         "users": users,
-        "rounds": len(ms),
-        "out_tok_s": med([m.summary.out_tok_s for m in ms]),
-        "req_s": med([m.summary.req_s for m in ms]),
-        "ttft_p50": med([m.summary.ttft.p50 for m in ms]),
-        "ttft_p95": med([m.summary.ttft.p95 for m in ms]),
-        "itl_p50": med([m.summary.itl.p50 for m in ms]),
-        "itl_p95": med([m.summary.itl.p95 for m in ms]),
-        "errors": sum(m.summary.errors for m in ms),
-        "requests": sum(m.summary.requests for m in ms),
-        "client_cpu_pct": med([m.client_cpu_pct for m in ms]),
+        "rounds": len(per_round["out_tok_s"]),
+        **{field: med(per_round[field]) for field in ROUND_FIELDS},
+        "errors": errors,
+        "requests": requests,
+        "per_round": per_round,
     }
 
 
@@ -141,14 +159,32 @@ def markdown(data: dict[str, Any]) -> str:
 
 
 def merge(paths: Sequence[Path]) -> dict[str, Any]:
-    """One table from several compare.json files, in the order given (the first is the ratio base)."""
+    """One table from several compare.json files, targets in the order first seen (the first is the ratio
+    base). Rows of the same target and users level pool their rounds: a server measured in several runs, each
+    a fresh start of it, gets the median over all of them."""
     merged: dict[str, Any] = {"workload": None, "targets": [], "servers": {}, "rows": []}
+    pooled: dict[tuple[str, int], dict[str, Any]] = {}
     for path in paths:
         data = json.loads(path.read_text(encoding="utf-8"))
         if merged["workload"] not in (None, data["workload"]):
             raise CompareError(f"{path} used another workload; compare only runs of the same workload")
         merged["workload"] = data["workload"]
-        merged["targets"] += data["targets"]
-        merged["servers"].update(data["servers"])
-        merged["rows"] += data["rows"]
+        known = {t["name"] for t in merged["targets"]}
+        merged["targets"] += [t for t in data["targets"] if t["name"] not in known]
+        for name, info in data["servers"].items():
+            merged["servers"].setdefault(name, info)
+        for row in data["rows"]:
+            # compare.json written before rows kept their rounds: the row's medians count as one round.
+            rounds = row.get("per_round") or {field: [row.get(field)] for field in ROUND_FIELDS}
+            into = pooled.setdefault(
+                (row["target"], row["users"]),
+                {"per_round": {field: [] for field in ROUND_FIELDS}, "errors": 0, "requests": 0},
+            )
+            for field in ROUND_FIELDS:
+                into["per_round"][field] += rounds.get(field, [])
+            into["errors"] += row["errors"]
+            into["requests"] += row["requests"]
+    merged["rows"] = [
+        _summarized(name, users, p["per_round"], p["errors"], p["requests"]) for (name, users), p in pooled.items()
+    ]
     return merged

@@ -7,7 +7,10 @@
 #   perf/compare_servers.sh [OUT_DIR]     # default perf/out/compare-servers; ~3 minutes per server
 #
 # SERVERS picks and orders the servers (default: corral llama-server llama-cpp-python ollama); the table is
-# merged from every OUT_DIR/<server>/compare.json present, in that order, the first as the ratio base.
+# merged from every OUT_DIR/<server>/<start>/compare.json present, in that order, the first as the ratio base.
+# STARTS (1) starts every server that many times, the servers taking turns: a llama.cpp server's speed varies
+# from one start to the next (up to ~10% on 2 cores) while steady within one, so one start each can mislead;
+# the table pools the rounds of all starts.
 # Needs: llama-server (perf/build_llama_server.sh builds and caches it), llama-cpp-python's server extras
 # (sse-starlette, starlette-context, pydantic-settings; installed into .venv when missing; it serves one request at
 # a time and is told to queue the others rather than cut the running stream off), and an Ollama binary
@@ -19,7 +22,7 @@ OUT=${1:-perf/out/compare-servers}
 PY=.venv/bin/python
 CORRAL=.venv/bin/corral
 USERS=${USERS:-1,8} DURATION=${DURATION:-30s} ROUNDS=${ROUNDS:-2} OUTPUT_TOKENS=${OUTPUT_TOKENS:-64}
-INPUT_WORDS=${INPUT_WORDS:-64} THREADS=${THREADS:-2} SERVERS=${SERVERS:-corral llama-server llama-cpp-python ollama}
+INPUT_WORDS=${INPUT_WORDS:-64} THREADS=${THREADS:-2} STARTS=${STARTS:-1} SERVERS=${SERVERS:-corral llama-server llama-cpp-python ollama}
 OLLAMA_BIN=${OLLAMA_BIN:-${CORRAL_TOOLS_CACHE:-$HOME/.cache/corral/tools}/ollama-0.24.0/bin/ollama}
 WORK=$(mktemp -d)
 SERVER_PID=""
@@ -53,12 +56,13 @@ wait_ready() {
 measure() {  # NAME TARGET READY_PATH, with the server already started in the background
     wait_ready "$3" "$1"
     $CORRAL perf compare --target "$1=$2" --model smollm2:135m --users "$USERS" --duration "$DURATION" \
-        --rounds "$ROUNDS" --output-tokens "$OUTPUT_TOKENS" --input-words "$INPUT_WORDS" --out "$OUT/$1"
+        --rounds "$ROUNDS" --output-tokens "$OUTPUT_TOKENS" --input-words "$INPUT_WORDS" --out "$OUT/$1/$START"
     kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=""
 }
 
+for START in $(seq "$STARTS"); do
 for server in $SERVERS; do
-    echo "== $server" >&2
+    echo "== $server (start $START of $STARTS)" >&2
     case $server in
     corral)
         OLLAMA_HOST=127.0.0.1:$PORT OLLAMA_MODELS=$WORK/store OLLAMA_NUM_PARALLEL=8 OLLAMA_CONTEXT_LENGTH=2048 \
@@ -80,7 +84,7 @@ for server in $SERVERS; do
         measure llama-cpp-python "openai@$URL" /v1/models ;;
     ollama)
         if [ ! -x "$OLLAMA_BIN" ]; then echo "no Ollama binary at $OLLAMA_BIN: skipped" >&2; continue; fi
-        cp -r "$WORK/store" "$WORK/ollama-store"
+        [ -d "$WORK/ollama-store" ] || cp -r "$WORK/store" "$WORK/ollama-store"
         HOME=$WORK OLLAMA_HOST=127.0.0.1:$PORT OLLAMA_MODELS=$WORK/ollama-store OLLAMA_NUM_PARALLEL=8 \
             OLLAMA_CONTEXT_LENGTH=2048 "$OLLAMA_BIN" serve >"$WORK/ollama.log" 2>&1 &
         SERVER_PID=$!
@@ -88,8 +92,11 @@ for server in $SERVERS; do
     *) echo "unknown server $server" >&2; exit 2 ;;
     esac
 done
+done
 files=()
 for server in corral llama-server llama-cpp-python ollama; do
-    [ -f "$OUT/$server/compare.json" ] && files+=("$OUT/$server/compare.json")
+    for file in "$OUT/$server"/*/compare.json; do
+        [ -f "$file" ] && files+=("$file")
+    done
 done
 $CORRAL perf compare --merge "${files[@]}" --out "$OUT" | tee "$OUT/table.txt"

@@ -5,13 +5,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+import statistics
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from perf.capacity import replay
-from perf.compare import CompareError, merge, parse_target, table_rows
+from perf.compare import ROUND_FIELDS, CompareError, merge, parse_target, table_rows
 from perf.planner import OperatingPoint, Target, plan
 from perf.records import read_records
 from perf.slo import parse_slos
@@ -81,8 +82,58 @@ def test_compare_two_servers(tmp_path: Path, fake_server: Callable[..., FakeServ
     assert 0.4 < ratio < 0.75  # twice the ITL: a bit more than half the tokens/s
     assert rows[("slow", 1)]["itl_p50"] == pytest.approx(20, abs=2)
     assert [r[0] for r in table_rows(data)] == ["fast", "slow", "fast", "slow"]
+    # Merging a run with itself pools its rounds: same targets and medians, twice the rounds and requests.
     merged = merge([tmp_path / "compare.json", tmp_path / "compare.json"])
-    assert len(merged["rows"]) == 8
+    assert [t["name"] for t in merged["targets"]] == ["fast", "slow"]
+    again = {(r["target"], r["users"]): r for r in merged["rows"]}
+    assert set(again) == set(rows)
+    for key, row in rows.items():
+        assert again[key]["rounds"] == 2
+        assert again[key]["out_tok_s"] == row["out_tok_s"]
+        assert again[key]["requests"] == 2 * row["requests"]
+
+
+def _compare_json(path: Path, target: str, tok_s: list[float], errors: int = 0) -> Path:
+    """A compare.json of one target at 1 user with the given per-round tokens/s."""
+    per_round = {field: [1.0] * len(tok_s) for field in ROUND_FIELDS} | {"out_tok_s": tok_s}
+    data = {
+        "workload": {"input_words": 8, "output_tokens": 8},
+        "targets": [{"name": target, "url": "http://127.0.0.1:1", "api": "chat", "model": None}],
+        "servers": {target: {"start": str(path)}},
+        "rows": [
+            {"target": target, "users": 1, "rounds": len(tok_s), "out_tok_s": statistics.median(tok_s),
+             "errors": errors, "requests": 10, "per_round": per_round}
+        ],
+    }  # fmt: skip
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_merge_pools_the_rounds_of_separate_starts_of_a_server(tmp_path: Path) -> None:
+    files = [
+        _compare_json(tmp_path / "a1.json", "a", [10.0, 11.0]),
+        _compare_json(tmp_path / "b1.json", "b", [30.0]),
+        _compare_json(tmp_path / "a2.json", "a", [20.0, 21.0], errors=1),
+        _compare_json(tmp_path / "a3.json", "a", [12.0]),
+    ]
+    merged = merge(files)
+    assert [t["name"] for t in merged["targets"]] == ["a", "b"]
+    assert merged["servers"]["a"] == {"start": str(tmp_path / "a1.json")}
+    rows = {r["target"]: r for r in merged["rows"]}
+    assert rows["a"]["rounds"] == 5
+    assert rows["a"]["out_tok_s"] == 12.0  # the median of 10, 11, 12, 20, 21: not a median of medians (15.5)
+    assert (rows["a"]["errors"], rows["a"]["requests"]) == (1, 30)
+    assert [r[3] for r in table_rows(merged)] == ["1.00x", "2.50x"]
+
+
+def test_merge_reads_compare_json_written_before_rows_kept_their_rounds(tmp_path: Path) -> None:
+    old = _compare_json(tmp_path / "old.json", "a", [10.0, 14.0])
+    data = json.loads(old.read_text())
+    del data["rows"][0]["per_round"]
+    old.write_text(json.dumps(data))
+    merged = merge([old, _compare_json(tmp_path / "new.json", "a", [20.0, 30.0])])
+    assert merged["rows"][0]["rounds"] == 3
+    assert merged["rows"][0]["out_tok_s"] == 20.0  # the old row's median (12) counts once
 
 
 @pytest.mark.parametrize(
