@@ -97,7 +97,7 @@ ROUND_FIELDS = ("out_tok_s", "req_s", "ttft_p50", "ttft_p95", "itl_p50", "itl_p9
 
 
 def _row(name: str, users: int, ms: list[Measurement]) -> dict[str, Any]:
-    per_round = {
+    per_round: dict[str, list[float | None]] = {
         "out_tok_s": [m.summary.out_tok_s for m in ms],
         "req_s": [m.summary.req_s for m in ms],
         "ttft_p50": [m.summary.ttft.p50 for m in ms],
