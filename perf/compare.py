@@ -93,19 +93,20 @@ def run_compare(
 
 
 # The per-round figures a row keeps; its cells are their medians, so rows of separate runs can be pooled.
-ROUND_FIELDS = ("out_tok_s", "req_s", "ttft_p50", "ttft_p95", "itl_p50", "itl_p95", "client_cpu_pct")
+_ROUND_VALUES: dict[str, Callable[[Measurement], float | None]] = {
+    "out_tok_s": lambda m: m.summary.out_tok_s,
+    "req_s": lambda m: m.summary.req_s,
+    "ttft_p50": lambda m: m.summary.ttft.p50,
+    "ttft_p95": lambda m: m.summary.ttft.p95,
+    "itl_p50": lambda m: m.summary.itl.p50,
+    "itl_p95": lambda m: m.summary.itl.p95,
+    "client_cpu_pct": lambda m: m.client_cpu_pct,
+}
+ROUND_FIELDS = tuple(_ROUND_VALUES)
 
 
 def _row(name: str, users: int, ms: list[Measurement]) -> dict[str, Any]:
-    per_round: dict[str, list[float | None]] = {
-        "out_tok_s": [m.summary.out_tok_s for m in ms],
-        "req_s": [m.summary.req_s for m in ms],
-        "ttft_p50": [m.summary.ttft.p50 for m in ms],
-        "ttft_p95": [m.summary.ttft.p95 for m in ms],
-        "itl_p50": [m.summary.itl.p50 for m in ms],
-        "itl_p95": [m.summary.itl.p95 for m in ms],
-        "client_cpu_pct": [m.client_cpu_pct for m in ms],
-    }
+    per_round = {field: [value(m) for m in ms] for field, value in _ROUND_VALUES.items()}
     errors = sum(m.summary.errors for m in ms)
     return _summarized(name, users, per_round, errors, sum(m.summary.requests for m in ms))
 

@@ -83,9 +83,12 @@ class ModelDirectory:
 def _check_metadata_sizes(root: Path) -> None:
     """BadRequest for any file other than a shard that is larger than ``METADATA_LIMIT``."""
     for path in root.rglob("*"):
-        if path.suffix != ".safetensors" and path.is_file() and path.stat().st_size > METADATA_LIMIT:
+        if path.suffix == ".safetensors" or not path.is_file():
+            continue
+        size = path.stat().st_size
+        if size > METADATA_LIMIT:
             raise BadRequest(
-                f"{path.relative_to(root)} is {path.stat().st_size} bytes: tokenizer and config files "
+                f"{path.relative_to(root)} is {size} bytes: tokenizer and config files "
                 f"over {METADATA_LIMIT // (1024 * 1024)} MiB are refused"
             )
 
